@@ -1,0 +1,166 @@
+"""``python -m jupyter_remote_device.agent``: serve this board over rpyc.
+
+Prints ``JRD-AGENT LISTENING host:port`` on stdout once it accepts connections.
+Code sent by ``exec`` runs on this process's main thread (see executor.py); the
+rpyc server runs in background threads.
+"""
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import threading
+
+from rpyc.core.channel import Channel
+from rpyc.utils.helpers import classpartial
+from rpyc.utils.server import ThreadedServer
+
+from . import __version__, auth
+from .client import TunedSocketStream, tune_socket
+from .service import AgentService, Board
+
+CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
+
+SERVER_CONFIG = {
+    "allow_public_attrs": False,
+    "allow_all_attrs": False,
+    "allow_pickle": False,
+    "allow_setattr": False,
+    "allow_delattr": False,
+    "import_custom_exceptions": False,
+    "instantiate_custom_exceptions": False,
+    "include_local_traceback": False,
+    "sync_request_timeout": 30,
+}
+
+
+class AgentServer(ThreadedServer):
+    """ThreadedServer whose connections skip zlib and re-slicing (see client.py)."""
+
+    def _serve_client(self, sock, credentials):
+        tune_socket(sock)
+        config = dict(self.protocol_config, credentials=credentials,
+                      endpoints=(sock.getsockname(), sock.getpeername()), logger=self.logger)
+        conn = self.service._connect(Channel(TunedSocketStream(sock), compress=False), config)
+        self._handle_connection(conn)
+
+
+def is_loopback(host):
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="jupyter-remote-device-agent",
+                                description="Serve this board to JupyterLab (jupyter-remote-device agent).")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=18861, help="TCP port (default 18861; 0 picks a free one)")
+    p.add_argument("--token", default=None,
+                   help="shared secret; default: reuse or create ~/.config/jupyter-remote-device/token")
+    p.add_argument("--token-file", default=None, help="read the token from this file (created if missing)")
+    p.add_argument("--root", default=None, help="folder that file operations are confined to (default ~/jrd-root)")
+    p.add_argument("--camera", default="auto", choices=CAMERA_CHOICES, help="camera backend (default auto)")
+    p.add_argument("--certfile", default=None, help="TLS certificate (PEM); enables TLS")
+    p.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="accept connections without a token (anyone who can reach the port can run code)")
+    p.add_argument("--log-level", default="WARNING")
+    return p.parse_args(argv)
+
+
+def make_cameras(name, log):
+    if name == "none":
+        return None
+    try:
+        from .camera import CameraHub
+    except ImportError as e:  # Pillow-less board without camera modules
+        log.warning("no camera support: %s", e)
+        return None
+    try:
+        return CameraHub(name, log=log)
+    except Exception as e:
+        if name != "auto":
+            raise
+        log.warning("no camera: %s", e)
+        return None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s agent %(levelname)s %(message)s")
+    log = logging.getLogger("jupyter_remote_device.agent")
+
+    if args.insecure_no_auth:
+        token = None
+        sys.stderr.write("\n*** WARNING: --insecure-no-auth: ANYONE who can reach %s:%s can run code on this "
+                         "board. Use it only on a trusted, isolated network. ***\n\n" % (args.host, args.port))
+        if not is_loopback(args.host):
+            sys.stderr.write("*** WARNING: listening beyond loopback (%s) without authentication. ***\n\n"
+                             % args.host)
+    elif args.token:
+        token = args.token
+    else:
+        token, created = auth.load_or_create_token(args.token_file)
+        where = args.token_file or auth.token_path()
+        if created:
+            print("JRD-AGENT TOKEN %s (saved to %s)" % (token, where))
+        else:
+            print("JRD-AGENT TOKEN (reusing the one saved in %s)" % where)
+
+    ssl_context = None
+    if args.certfile:
+        ssl_context = auth.make_server_ssl_context(args.certfile, args.keyfile)
+
+    root = os.path.abspath(os.path.expanduser(args.root or os.path.join("~", "jrd-root")))
+    from .files import FileStore
+    from .executor import Executor
+    files = FileStore(root, log=log)
+    executor = Executor(log=log)
+    cameras = make_cameras(args.camera, log)
+    board = Board(files, executor, cameras, log=log)
+
+    authenticator = auth.AgentAuthenticator(token, __version__, ssl_context=ssl_context, log=log)
+    server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
+                         authenticator=authenticator, protocol_config=SERVER_CONFIG, logger=log,
+                         ipv6=":" in args.host)
+    port = server.port
+    stop = threading.Event()
+
+    def serve():
+        try:
+            server.start()
+        finally:
+            stop.set()
+
+    t = threading.Thread(target=serve, name="rpyc-server", daemon=True)
+    t.start()
+
+    def on_term(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
+    print("JRD-AGENT ROOT %s" % root)
+    sys.stdout.flush()
+    try:
+        executor.run_forever(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if cameras is not None:
+            try:
+                cameras.close_all()
+            except Exception:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Token challenge/response (and optional TLS) for agent connections.
+
+The handshake runs on the raw socket before rpyc sees a byte, so a client that
+does not know the token never reaches a single service call:
+
+1. agent -> client, in clear:  ``JRD-AGENT/1 {"version": ..., "tls": bool}\\n``
+2. if ``tls``: both sides wrap the socket in TLS.
+3. agent -> client: ``{"nonce": hex, "auth": "hmac-sha256" | "none"}\\n``
+4. client -> agent: ``{"cnonce": hex, "mac": HMAC(token, "jrd-client|nonce|cnonce"), "user": ...}\\n``
+5. agent -> client: ``{"ok": true, "proof": HMAC(token, "jrd-agent|cnonce|nonce")}\\n``
+   or ``{"ok": false, "error": "..."}\\n`` after a short delay, then close.
+
+The token never crosses the wire; the nonce is fresh per connection (a
+recorded answer is useless later) and the agent proves it knows the token too.
+Standard library only: this module runs on boards (Python 3.8+).
+"""
+import hashlib
+import hmac
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+
+from rpyc.utils.authenticators import AuthenticationError
+
+MAGIC = b"JRD-AGENT/"
+PROTOCOL = 1
+MAX_LINE = 4096
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _mac(token, *parts):
+    msg = "|".join(parts).encode("utf-8")
+    return hmac.new(token.encode("utf-8"), msg, hashlib.sha256).hexdigest()
+
+
+def client_mac(token, nonce, cnonce):
+    return _mac(token, "jrd-client", nonce, cnonce)
+
+
+def agent_proof(token, nonce, cnonce):
+    return _mac(token, "jrd-agent", cnonce, nonce)
+
+
+def read_line(sock, limit=MAX_LINE):
+    """Read one ``\\n``-terminated line byte by byte (never past it: rpyc follows)."""
+    buf = bytearray()
+    while True:
+        b = sock.recv(1)
+        if not b:
+            raise EOFError("connection closed during handshake")
+        if b == b"\n":
+            return bytes(buf)
+        buf += b
+        if len(buf) > limit:
+            raise ValueError("handshake line too long")
+
+
+def send_json_line(sock, obj):
+    sock.sendall(json.dumps(obj, separators=(",", ":")).encode("utf-8") + b"\n")
+
+
+def read_json_line(sock):
+    obj = json.loads(read_line(sock).decode("utf-8"))
+    if not isinstance(obj, dict):
+        raise ValueError("handshake message is not an object")
+    return obj
+
+
+class FailureLimiter(object):
+    """Slows down guessing: each recent failure from an address adds delay (capped)."""
+
+    def __init__(self, base=0.2, cap=1.0, window=60.0):
+        self.base = base
+        self.cap = cap
+        self.window = window
+        self._lock = threading.Lock()
+        self._failures = {}
+
+    def delay(self, addr):
+        now = time.time()
+        with self._lock:
+            recent = [t for t in self._failures.get(addr, ()) if now - t < self.window]
+            self._failures[addr] = recent
+            return min(self.cap, self.base * (1 + len(recent)))
+
+    def failed(self, addr):
+        with self._lock:
+            self._failures.setdefault(addr, []).append(time.time())
+            if len(self._failures) > 1024:  # bounded memory under a scan
+                self._failures.clear()
+
+
+class AgentAuthenticator(object):
+    """An rpyc authenticator: ``(sock) -> (sock, credentials)`` or AuthenticationError."""
+
+    def __init__(self, token, version, ssl_context=None, log=None):
+        self.token = token
+        self.version = version
+        self.ssl_context = ssl_context
+        self.log = log
+        self.limiter = FailureLimiter()
+
+    def __call__(self, sock):
+        try:
+            peer = sock.getpeername()[0]
+        except OSError:
+            peer = "?"
+        sock.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            hello = {"version": self.version, "protocol": PROTOCOL, "tls": self.ssl_context is not None}
+            sock.sendall(MAGIC + str(PROTOCOL).encode() + b" " + json.dumps(hello).encode() + b"\n")
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            nonce = os.urandom(16).hex()
+            send_json_line(sock, {"nonce": nonce, "auth": "hmac-sha256" if self.token else "none"})
+            reply = read_json_line(sock)
+            if self.token:
+                cnonce = reply.get("cnonce")
+                mac = reply.get("mac")
+                if not (isinstance(cnonce, str) and isinstance(mac, str) and 16 <= len(cnonce) <= 128):
+                    raise AuthenticationError("malformed handshake")
+                if not hmac.compare_digest(mac.encode(), client_mac(self.token, nonce, cnonce).encode()):
+                    self.limiter.failed(peer)
+                    time.sleep(self.limiter.delay(peer))
+                    send_json_line(sock, {"ok": False, "error": "the token was not accepted"})
+                    if self.log:
+                        self.log.warning("refused a connection from %s: wrong token", peer)
+                    raise AuthenticationError("wrong token")
+                proof = agent_proof(self.token, nonce, cnonce)
+            else:
+                proof = None
+            user = reply.get("user")
+            send_json_line(sock, {"ok": True, "proof": proof})
+        except AuthenticationError:
+            raise
+        except (OSError, ValueError, EOFError, ssl.SSLError) as e:
+            raise AuthenticationError("handshake failed: %s" % (e,))
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, {"peer": peer, "user": user if isinstance(user, str) else None}
+
+
+def make_server_ssl_context(certfile, keyfile=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+def token_path():
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "jupyter-remote-device", "token")
+
+
+def load_or_create_token(path=None):
+    """Reuse the saved token or create one (file mode 0600). Returns (token, created)."""
+    path = path or token_path()
+    try:
+        with open(path) as f:
+            tok = f.read().strip()
+        if tok:
+            return tok, False
+    except (IOError, OSError):
+        pass
+    d = os.path.dirname(path)
+    if not os.path.isdir(d):
+        os.makedirs(d, mode=0o700)
+    tok = os.urandom(24).hex()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(tok + "\n")
+    return tok, True

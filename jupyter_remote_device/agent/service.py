@@ -1,0 +1,199 @@
+"""The agent's rpyc service. Its ``exposed_*`` methods are the wire protocol.
+
+Rules every method keeps:
+- arguments and results are brine-able values only (str, bytes, int, float,
+  bool, None, tuples); structured results are JSON strings. No netref ever
+  crosses the wire, in either direction.
+- the service is thin: it forwards to the shared module objects (Executor,
+  FileStore, CameraHub), and remembers what this connection opened so that a
+  dropped connection leaves nothing behind (camera streams, half-written files).
+
+A new instance is made per connection (rpyc instantiates the class).
+"""
+import json
+import threading
+import time
+
+import rpyc
+
+from . import __version__, sysinfo
+
+PROTOCOL = 1
+FEATURES = ("info", "exec", "files", "camera")
+
+
+def _j(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class Board(object):
+    """The shared state of one agent process (one per board)."""
+
+    def __init__(self, files, executor, cameras, log=None):
+        self.files = files
+        self.executor = executor
+        self.cameras = cameras
+        self.log = log
+        self.started = time.time()
+        self.lock = threading.Lock()
+        self.connections = 0
+
+    def info(self):
+        try:
+            cams = self.cameras.list() if self.cameras is not None else []
+        except Exception as e:  # a broken camera must not hide the rest
+            cams = [{"error": str(e)}]
+        data = sysinfo.info(__version__, cams)
+        data["agent_started"] = self.started
+        data["connections"] = self.connections
+        return data
+
+
+class AgentService(rpyc.Service):
+    """One instance per connection, bound to the process-wide ``Board``."""
+
+    def __init__(self, board):
+        self._board = board
+        self._streams = set()
+        self._handles = set()
+        self._lock = threading.Lock()
+        self._credentials = None
+
+    # -- lifecycle --------------------------------------------------------
+    def on_connect(self, conn):
+        self._credentials = conn._config.get("credentials")
+        with self._board.lock:
+            self._board.connections += 1
+
+    def on_disconnect(self, conn):
+        with self._board.lock:
+            self._board.connections -= 1
+        with self._lock:
+            streams, self._streams = self._streams, set()
+            handles, self._handles = self._handles, set()
+        for sid in streams:
+            try:
+                self._board.cameras.close_stream(sid)
+            except Exception:
+                pass
+        for h in handles:
+            try:
+                self._board.files.write_abort(h)
+            except Exception:
+                pass
+
+    # -- board ------------------------------------------------------------
+    def exposed_hello(self):
+        return _j({"agent_version": __version__, "protocol": PROTOCOL, "features": list(FEATURES)})
+
+    def exposed_ping(self):
+        return time.time()
+
+    def exposed_info(self):
+        return _j(self._board.info())
+
+    # -- exec -------------------------------------------------------------
+    def exposed_exec_start(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False):
+        return self._board.executor.start(str(code), ns=str(ns), mode=str(mode), silent=bool(silent),
+                                          allow_stdin=bool(allow_stdin))
+
+    def exposed_exec_poll(self, exec_id, wait=0.2):
+        return _j(self._board.executor.poll(str(exec_id), wait=min(max(float(wait), 0.0), 5.0)))
+
+    def exposed_exec_input(self, exec_id, text):
+        self._board.executor.send_input(str(exec_id), str(text))
+
+    def exposed_exec_interrupt(self, exec_id=None):
+        return bool(self._board.executor.interrupt(None if exec_id is None else str(exec_id)))
+
+    def exposed_exec_busy(self):
+        return _j(self._board.executor.busy())
+
+    def exposed_exec_forget(self, exec_id):
+        self._board.executor.forget(str(exec_id))
+
+    def exposed_complete(self, ns, code, cursor_pos):
+        return _j(self._board.executor.complete(str(ns), str(code), int(cursor_pos)))
+
+    def exposed_inspect(self, ns, code, cursor_pos, detail_level=0):
+        return _j(self._board.executor.inspect(str(ns), str(code), int(cursor_pos), int(detail_level)))
+
+    def exposed_ns_reset(self, ns):
+        self._board.executor.reset(str(ns))
+
+    # -- files ------------------------------------------------------------
+    def exposed_fs_list(self, path=""):
+        return _j(self._board.files.list(path))
+
+    def exposed_fs_stat(self, path):
+        return _j(self._board.files.stat(path))
+
+    def exposed_fs_read(self, path, offset, size):
+        return self._board.files.read(path, int(offset), int(size))
+
+    def exposed_fs_write_open(self, path, size=None, mtime=None):
+        h = self._board.files.write_open(path, size=size, mtime=mtime)
+        with self._lock:
+            self._handles.add(h)
+        return h
+
+    def exposed_fs_write_chunk(self, handle, data, offset=None):
+        if not isinstance(data, bytes):
+            raise TypeError("data must be bytes")
+        return self._board.files.write_chunk(handle, data, offset)
+
+    def exposed_fs_write_close(self, handle, sha256=None):
+        try:
+            return _j(self._board.files.write_close(handle, sha256))
+        finally:
+            with self._lock:
+                self._handles.discard(handle)
+
+    def exposed_fs_write_abort(self, handle):
+        with self._lock:
+            self._handles.discard(handle)
+        self._board.files.write_abort(handle)
+
+    def exposed_fs_mkdir(self, path, parents=True):
+        return _j(self._board.files.mkdir(path, parents=bool(parents)))
+
+    def exposed_fs_delete(self, path, recursive=False):
+        self._board.files.delete(path, recursive=bool(recursive))
+
+    def exposed_fs_rename(self, src, dst):
+        return _j(self._board.files.rename(src, dst))
+
+    def exposed_fs_hash(self, path):
+        return _j(self._board.files.hash(path))
+
+    def exposed_fs_manifest(self, path="", with_hash=False):
+        return _j(self._board.files.manifest(path, with_hash=bool(with_hash)))
+
+    # -- camera -----------------------------------------------------------
+    def _cams(self):
+        if self._board.cameras is None:
+            raise RuntimeError("this agent was started without a camera")
+        return self._board.cameras
+
+    def exposed_camera_list(self):
+        return _j(self._cams().list())
+
+    def exposed_camera_open(self, camera_id="0", width=640, height=480, quality=80, fps=0):
+        sid = self._cams().open_stream(str(camera_id), int(width), int(height), int(quality), float(fps))
+        with self._lock:
+            self._streams.add(sid)
+        return sid
+
+    def exposed_camera_next(self, stream_id, after_seq=-1, timeout=2.0):
+        return self._cams().next_frame(str(stream_id), int(after_seq), min(max(float(timeout), 0.0), 10.0))
+
+    def exposed_camera_configure(self, stream_id, width, height, quality, fps):
+        return _j(self._cams().configure(str(stream_id), int(width), int(height), int(quality), float(fps)))
+
+    def exposed_camera_close(self, stream_id):
+        with self._lock:
+            self._streams.discard(stream_id)
+        self._cams().close_stream(str(stream_id))
+
+    def exposed_camera_stats(self):
+        return _j(self._cams().stats())
