@@ -1,0 +1,881 @@
+"""Push / sync jobs, and streamed single-file download / upload, between the
+Jupyter workspace and a board.
+
+Every transfer uses its own rpyc connection (``session.connect_new()``), so a big
+transfer never stalls the session's heartbeat, exec or camera traffic, and it
+pipelines its calls: several ``fs_write_chunk`` (or ``fs_read``) requests of
+1 MiB are in flight at once, which is what turns rpyc's per-call latency into
+throughput.  All rpyc and file work runs in worker threads; the Tornado loop only
+ever sees ``emit`` calls (scheduled with ``call_soon_threadsafe``) and awaits.
+
+Integrity: the server hashes (sha256) what it reads, the board hashes what it
+writes, and ``fs_write_close`` refuses to put a file in place when they differ.
+A write lands in a temp file next to its destination and is renamed over it only
+when complete, so a cancelled or failed push (board killed, network lost) never
+leaves a partial file under the destination name.
+"""
+import asyncio
+import collections
+import errno
+import hashlib
+import json
+import os
+import posixpath
+import socket
+import threading
+import time
+import uuid
+
+from .errors import ApiError, bad_request, not_found, outside_root
+
+CHUNK = 1 << 20            # bytes per fs_write_chunk / fs_read call
+IN_FLIGHT = 4              # pipelined calls per connection
+CHUNK_TIMEOUT = 120.0      # a single call that takes longer means the board is stuck
+EMIT_INTERVAL = 0.1        # progress events at most 10x/s per job
+MAX_FINISHED_JOBS = 200
+MTIME_TOLERANCE = 0.001    # seconds; beyond it sync compares sha256
+DEFAULT_IGNORE = (".git", "__pycache__", ".ipynb_checkpoints")
+MAX_DEVICE_PATH = 4096
+
+
+class Cancelled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------- errors
+def _message(e):
+    if isinstance(e, OSError) and e.strerror and e.errno:
+        return str(e.strerror)
+    if isinstance(e, OSError) and len(e.args) == 2 and isinstance(e.args[1], str):
+        return e.args[1]
+    text = str(e) or e.__class__.__name__
+    # rpyc may append a remote traceback section: keep the first paragraph only
+    return text.split("\n\n========= Remote Traceback", 1)[0].strip()
+
+
+def is_connection_error(e):
+    """True when the connection itself broke (board killed, network lost), not a file error."""
+    try:
+        from rpyc.core.async_ import AsyncResultTimeout
+    except ImportError:  # pragma: no cover
+        AsyncResultTimeout = EOFError
+    return isinstance(e, (EOFError, ConnectionError, socket.timeout, AsyncResultTimeout))
+
+
+def board_error(e, what="the board"):
+    """Map an exception raised by (or on the way to) the board to an ApiError."""
+    if isinstance(e, ApiError):
+        return e
+    msg = _message(e)
+    if isinstance(e, PermissionError):
+        return outside_root(msg)
+    if isinstance(e, FileNotFoundError):
+        return not_found(msg)
+    if isinstance(e, FileExistsError):
+        return ApiError(409, "exists", msg)
+    if isinstance(e, (IsADirectoryError, NotADirectoryError, ValueError, TypeError)):
+        return bad_request(msg)
+    if isinstance(e, OSError) and e.errno == errno.ENOTEMPTY:
+        return ApiError(409, "not-empty", msg)
+    reason = getattr(e, "reason", None)
+    if isinstance(reason, str) and getattr(e, "message", None):  # client.ConnectError
+        status = 504 if reason == "timeout" else 502
+        return ApiError(status, reason, e.message)
+    if e.__class__.__name__ == "AsyncResultTimeout":
+        return ApiError(504, "timeout", "%s stopped answering during the transfer" % what)
+    if is_connection_error(e):
+        return ApiError(502, "protocol", "the connection to %s was lost during the transfer (%s)"
+                        % (what, msg or e.__class__.__name__))
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return ApiError(507, "no-space", "%s has no space left: %s" % (what, msg))
+    return ApiError(502, "board-error", "%s failed: %s" % (what, msg))
+
+
+# ---------------------------------------------------------------------------- paths
+def check_device_path(path, name="dest"):
+    """Syntax check of a device path (the board does the real confinement)."""
+    if path is None:
+        path = ""
+    if not isinstance(path, str):
+        raise bad_request("%s must be a string (a path on the device)" % name)
+    if "\x00" in path or len(path) > MAX_DEVICE_PATH:
+        raise bad_request("%s is not a valid device path" % name)
+    depth = 0
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise outside_root("%s %r is outside the device root" % (name, path))
+    return path
+
+
+def _inside(real, root):
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def resolve_workspace(root_dir, source):
+    """(absolute path, display path) of a workspace path; ApiError otherwise."""
+    if not isinstance(source, str):
+        raise bad_request("source must be a string (a path in the Jupyter workspace)")
+    if not source.strip() or "\x00" in source or len(source) > MAX_DEVICE_PATH:
+        raise bad_request("source must name a file or folder in the Jupyter workspace")
+    root = os.path.realpath(os.path.abspath(os.path.expanduser(root_dir)))
+    if os.path.isabs(source):
+        full = os.path.normpath(source)
+        if not _inside(os.path.realpath(full), root) and not _inside(full, root):
+            raise outside_root("%r is outside the Jupyter workspace" % source)
+    else:
+        depth = 0
+        for part in source.replace("\\", "/").split("/"):
+            if part in ("", "."):
+                continue
+            depth += -1 if part == ".." else 1
+            if depth < 0:
+                raise outside_root("%r is outside the Jupyter workspace" % source)
+        full = os.path.normpath(os.path.join(root, source))
+    real = os.path.realpath(full)
+    if not _inside(real, root):
+        raise outside_root("%r is outside the Jupyter workspace (a symlink leads out of it)" % source)
+    if not os.path.exists(real):
+        raise not_found("%r does not exist in the Jupyter workspace" % source)
+    if not (os.path.isfile(real) or os.path.isdir(real)):
+        raise bad_request("%r is neither a file nor a folder" % source)
+    display = os.path.relpath(real, root).replace(os.sep, "/")
+    return real, ("" if display == "." else display)
+
+
+def _dev_join(*parts):
+    out = ""
+    for p in parts:
+        if not p or p in (".", "/"):
+            continue
+        p = p.strip("/")
+        if not p:
+            continue
+        out = p if not out else out + "/" + p
+    return out
+
+
+def _ignored(rel, ignore):
+    return any(part in ignore for part in rel.split("/"))
+
+
+def walk_local(top, root, ignore):
+    """Files and folders under ``top``: ({rel: (abs, size, mtime)}, [rel dirs]).
+
+    Skips ignored names and symlinks that lead outside the workspace ``root``;
+    does not descend into symlinked folders (no loops).
+    """
+    files = {}
+    dirs = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        relbase = os.path.relpath(dirpath, top)
+        relbase = "" if relbase == "." else relbase.replace(os.sep, "/")
+        keep = []
+        for d in sorted(dirnames):
+            if d in ignore or os.path.islink(os.path.join(dirpath, d)):
+                continue
+            keep.append(d)
+            dirs.append(_dev_join(relbase, d))
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            if name in ignore or ".jrd-tmp-" in name:
+                continue
+            p = os.path.join(dirpath, name)
+            try:
+                if os.path.islink(p) and not _inside(os.path.realpath(p), root):
+                    continue
+                st = os.stat(p)
+            except OSError:
+                continue
+            if not os.path.isfile(p):
+                continue
+            files[_dev_join(relbase, name)] = (p, st.st_size, st.st_mtime)
+    return files, dirs
+
+
+def hash_local(path):
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(CHUNK)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- the wire
+class _Board(object):
+    """The rpyc methods of one transfer connection, looked up once (each lookup is a call)."""
+
+    def __init__(self, conn):
+        import rpyc
+        self.conn = conn
+        root = conn.root
+        self._root = root
+        self.async_ = rpyc.async_
+        self.write_chunk = rpyc.async_(root.fs_write_chunk)
+        self.read_async = rpyc.async_(root.fs_read)
+        self.close_async = rpyc.async_(root.fs_write_close)
+        self.hash_async = rpyc.async_(root.fs_hash)
+
+    def call(self, name, *args):
+        return getattr(self._root, name)(*args)
+
+    def json(self, name, *args):
+        return json.loads(getattr(self._root, name)(*args))
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+def _wait(ar, timeout=CHUNK_TIMEOUT):
+    ar.set_expiry(timeout)
+    return ar.value
+
+
+def send_file(board, local, remote, size, mtime, on_bytes=None, should_stop=None, handles=None):
+    """Push one local file to ``remote`` (device path) with pipelined chunks.
+
+    Returns the board's ``{"path","size","sha256"}``; the write is verified by sha256
+    on the board.  ``on_bytes(n)`` is called as chunks are acknowledged;
+    ``should_stop()`` is polled between chunks (raise Cancelled from it).
+    """
+    handle = board.call("fs_write_open", remote, size, mtime)
+    if handles is not None:
+        handles.add(handle)
+    hasher = hashlib.sha256()
+    pending = collections.deque()
+    ok = False
+    try:
+        with open(local, "rb", buffering=0) as f:
+            offset = 0
+            while True:
+                if should_stop is not None:
+                    should_stop()
+                data = f.read(CHUNK)
+                if not data:
+                    break
+                hasher.update(data)
+                pending.append((board.write_chunk(handle, data, offset), len(data)))
+                offset += len(data)
+                del data
+                while len(pending) >= IN_FLIGHT:
+                    ar, n = pending.popleft()
+                    _wait(ar)
+                    if on_bytes is not None:
+                        on_bytes(n)
+            while pending:
+                ar, n = pending.popleft()
+                _wait(ar)
+                if on_bytes is not None:
+                    on_bytes(n)
+            if should_stop is not None:
+                should_stop()
+        if offset != size:
+            raise ValueError("%s changed while it was being pushed (%d bytes read, %d expected)"
+                             % (os.path.basename(local), offset, size))
+        res = json.loads(_wait(board.close_async(handle, hasher.hexdigest()), CHUNK_TIMEOUT * 2))
+        ok = True
+        return res
+    finally:
+        if handles is not None:
+            handles.discard(handle)
+        if not ok:
+            try:
+                board.call("fs_write_abort", handle)
+            except Exception:
+                pass  # the connection is gone: the agent aborts the write on disconnect
+
+
+# ---------------------------------------------------------------------------- jobs
+class Job(object):
+    def __init__(self, kind, source, dest, device_id, delete=False, display_source=None):
+        self.id = uuid.uuid4().hex[:12]
+        self.kind = kind
+        self.state = "running"
+        self.bytes_done = 0
+        self.bytes_total = 0
+        self.files_done = 0
+        self.files_total = 0
+        self.files_skipped = 0
+        self.files_deleted = 0
+        self.error = None
+        self.reason = None
+        self.verified = None
+        self.source = display_source if display_source is not None else source
+        self.local = source
+        self.dest = dest
+        self.device_id = device_id
+        self.delete = delete
+        self.created = time.time()
+        self.started_sending = None
+        self.finished = None
+        self.cancel_event = threading.Event()
+        self.handles = set()
+        self.board = None
+        self.thread = None
+        self.lock = threading.Lock()
+        self.last_emit = 0.0
+
+    def rate(self):
+        if not self.started_sending or not self.bytes_done:
+            return 0.0
+        end = self.finished or time.time()
+        return self.bytes_done / max(end - self.started_sending, 1e-6)
+
+    def to_dict(self):
+        rate = self.rate()
+        left = max(self.bytes_total - self.bytes_done, 0)
+        eta = None
+        if self.state == "running" and rate > 0:
+            eta = left / rate
+        elif self.state != "running":
+            eta = 0.0
+        return {
+            "id": self.id, "kind": self.kind, "state": self.state,
+            "bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
+            "files_done": self.files_done, "files_total": self.files_total,
+            "files_skipped": self.files_skipped, "files_deleted": self.files_deleted,
+            "rate": rate, "eta": eta, "error": self.error, "reason": self.reason,
+            "verified": self.verified, "source": self.source, "dest": self.dest,
+            "device_id": self.device_id, "delete": self.delete,
+            "created": self.created, "finished": self.finished,
+        }
+
+
+class TransferManager(object):
+    """Runs push / sync jobs, one worker thread and one board connection per job."""
+
+    def __init__(self, root_dir, emit=None, log=None, ignore=DEFAULT_IGNORE):
+        self.root_dir = os.path.realpath(os.path.abspath(os.path.expanduser(root_dir)))
+        self._emit_cb = emit
+        self.log = log
+        self.ignore = frozenset(ignore)
+        self._jobs = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._loop = None
+
+    # -- events -----------------------------------------------------------
+    def _emit(self, job, force=False):
+        if self._emit_cb is None:
+            return
+        now = time.monotonic()
+        if not force and now - job.last_emit < EMIT_INTERVAL:
+            return
+        job.last_emit = now
+        snapshot = job.to_dict()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._deliver, snapshot)
+        except RuntimeError:  # loop closed while shutting down
+            pass
+
+    def _deliver(self, snapshot):
+        try:
+            self._emit_cb(snapshot)
+        except Exception:  # a broken listener must not break the job
+            if self.log:
+                self.log.exception("job event listener failed")
+
+    # -- API --------------------------------------------------------------
+    def start_push(self, session, source, dest, sync=False, delete=False, ignore=None):
+        """Start pushing a workspace file or folder to the board; returns the Job dict.
+
+        ``source`` is relative to the Jupyter workspace (an absolute path must lie
+        inside it).  ``dest`` is a device path (relative to the agent's root):
+
+        - a **file** goes *to* ``dest`` (the new file's path), or *into* ``dest``
+          under its own name when ``dest`` ends with ``/``, is empty (the device
+          root) or is an existing folder on the board;
+        - a **folder**'s contents go *to* ``dest`` (the folder is created or
+          updated, so ``push proj -> app`` gives ``app/main.py`` and pushing again
+          updates the same files), or *into* ``dest`` as ``dest/<name>`` when
+          ``dest`` ends with ``/`` or is empty.
+
+        ``sync=True`` sends only files whose size or mtime differ (then compares
+        sha256 where only the mtime differs) and keeps mtimes, so a second sync of
+        an unchanged folder sends nothing; ``delete=True`` (sync only) also removes
+        board files under the destination that the source no longer has.  Names in
+        ``ignore`` (default ``.git``, ``__pycache__``, ``.ipynb_checkpoints``) are
+        neither sent nor deleted.
+        """
+        if not isinstance(sync, bool):
+            raise bad_request("sync must be true or false")
+        if not isinstance(delete, bool):
+            raise bad_request("delete must be true or false")
+        if delete and not sync:
+            raise bad_request("delete=true needs sync=true")
+        if ignore is None:
+            ignore = self.ignore
+        elif not isinstance(ignore, (list, tuple)) or not all(isinstance(x, str) for x in ignore):
+            raise bad_request("ignore must be a list of names")
+        dest = check_device_path(dest, "dest")
+        local, display = resolve_workspace(self.root_dir, source)
+        if local == self.root_dir:
+            raise bad_request("pick a file or folder inside the workspace, not the whole workspace")
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        job = Job("sync" if sync else "push", local, dest, getattr(session, "device_id", None),
+                  delete=delete, display_source=display)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._trim()
+        job.thread = threading.Thread(target=self._run, args=(job, session, frozenset(ignore)),
+                                      name="jrd-push-%s" % job.id, daemon=True)
+        job.thread.start()
+        return job.to_dict()
+
+    def get(self, job_id):
+        with self._lock:
+            job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise not_found("no transfer job %r" % (job_id,))
+        return job.to_dict()
+
+    def jobs(self):
+        with self._lock:
+            return [j.to_dict() for j in self._jobs.values()]
+
+    def cancel(self, job_id):
+        """Stop a running job (within one chunk); its temp file is removed on the board.
+
+        A finished job keeps its state.  The cleanup happens in the job's thread
+        right after; ``wait(job_id)`` can be used to wait for it.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise not_found("no transfer job %r" % (job_id,))
+        with job.lock:
+            if job.state == "running":
+                job.cancel_event.set()
+                job.state = "cancelled"
+                job.error = "cancelled"
+                job.finished = time.time()
+        self._emit(job, force=True)
+        return job.to_dict()
+
+    def wait(self, job_id, timeout=None):
+        """Block until the job's thread has finished (for tests and shutdown; not on the loop)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise not_found("no transfer job %r" % (job_id,))
+        if job.thread is not None:
+            job.thread.join(timeout)
+        return job.to_dict()
+
+    def cancel_device(self, device_id):
+        """Cancel every running job of a device (it was removed or disconnected)."""
+        with self._lock:
+            ids = [j.id for j in self._jobs.values() if j.device_id == device_id and j.state == "running"]
+        for jid in ids:
+            self.cancel(jid)
+
+    def shutdown(self, timeout=5.0):
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for j in jobs:
+            if j.state == "running":
+                self.cancel(j.id)
+        deadline = time.monotonic() + timeout
+        for j in jobs:
+            if j.thread is not None:
+                j.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _trim(self):
+        finished = [j for j in self._jobs.values() if j.state != "running"]
+        while len(finished) > MAX_FINISHED_JOBS:
+            j = finished.pop(0)
+            self._jobs.pop(j.id, None)
+
+    # -- the worker -------------------------------------------------------
+    def _run(self, job, session, ignore):
+        board = None
+        try:
+            conn = session.connect_new()
+            board = _Board(conn)
+            job.board = board
+            if os.path.isdir(job.local):
+                self._push_dir(job, board, ignore)
+            else:
+                self._push_file(job, board)
+            with job.lock:
+                if job.state == "running":
+                    job.state = "done"
+                    job.finished = time.time()
+                    if job.verified is None:
+                        job.verified = True
+        except Cancelled:
+            pass
+        except Exception as e:
+            with job.lock:
+                if job.state == "running":
+                    api = board_error(e, "the board")
+                    job.state = "failed"
+                    job.error = api.message
+                    job.reason = api.reason
+                    job.finished = time.time()
+                    job.verified = False
+            if self.log:
+                self.log.warning("push %s -> %s failed: %s", job.source, job.dest, job.error)
+        finally:
+            if board is not None:
+                for h in list(job.handles):
+                    try:
+                        board.call("fs_write_abort", h)
+                    except Exception:
+                        pass
+                board.close()
+            job.board = None
+            self._emit(job, force=True)
+
+    def _stopper(self, job):
+        def should_stop():
+            if job.cancel_event.is_set():
+                raise Cancelled()
+        return should_stop
+
+    def _on_bytes(self, job):
+        def on_bytes(n):
+            job.bytes_done += n
+            self._emit(job)
+        return on_bytes
+
+    def _send_many(self, job, board, items):
+        """items: [(local, remote, size, mtime)], sent one file at a time."""
+        stop = self._stopper(job)
+        on_bytes = self._on_bytes(job)
+        for local, remote, size, mtime in items:
+            stop()
+            send_file(board, local, remote, size, mtime, on_bytes=on_bytes, should_stop=stop,
+                      handles=job.handles)
+            job.files_done += 1
+            self._emit(job)
+
+    def _start_sending(self, job, items):
+        job.files_total = len(items)
+        job.bytes_total = sum(it[2] for it in items)
+        job.started_sending = time.time()
+        self._emit(job, force=True)
+
+    def _push_file(self, job, board):
+        st = os.stat(job.local)
+        name = os.path.basename(job.local)
+        dest = job.dest
+        if dest.endswith("/") or _dev_join(dest) == "":
+            target = _dev_join(dest, name)
+        else:
+            try:
+                info = board.json("fs_stat", dest)
+            except FileNotFoundError:
+                info = None
+            target = _dev_join(dest, name) if info and info.get("type") == "directory" else _dev_join(dest)
+        job.dest = target
+        if job.kind == "sync":
+            man = board.json("fs_manifest", target, False)
+            if man.get("type") == "directory":
+                raise IsADirectoryError("%r is a folder on the device" % target)
+            remote = man["files"].get(posixpath.basename(target)) if man.get("exists") else None
+            send = self._differs(job, board, {"": (job.local, st.st_size, st.st_mtime)},
+                                 {"": remote} if remote else {}, target_of=lambda rel: target)
+        else:
+            send = [""]
+        items = [(job.local, target, st.st_size, st.st_mtime)] if send else []
+        job.files_skipped = 0 if send else 1
+        self._start_sending(job, items)
+        self._send_many(job, board, items)
+
+    def _push_dir(self, job, board, ignore):
+        name = os.path.basename(job.local.rstrip(os.sep))
+        dest = job.dest
+        base = _dev_join(dest, name) if (dest.endswith("/") or _dev_join(dest) == "") else _dev_join(dest)
+        job.dest = base
+        if base == "" and job.delete:
+            # never mirror-delete the whole device root by accident
+            raise ValueError("sync with delete needs a destination folder, not the device root")
+        files, dirs = walk_local(job.local, self.root_dir, ignore)
+        man = board.json("fs_manifest", base, False)
+        if man.get("exists") and man.get("type") != "directory":
+            raise NotADirectoryError("%r is a file on the device, not a folder" % base)
+        remote_files = man.get("files", {}) if man.get("exists") else {}
+        remote_dirs = set(man.get("dirs", ())) if man.get("exists") else set()
+
+        if job.kind == "sync":
+            send = set(self._differs(job, board, files, remote_files, target_of=lambda rel: _dev_join(base, rel)))
+        else:
+            send = set(files)
+        items = [(files[rel][0], _dev_join(base, rel), files[rel][1], files[rel][2])
+                 for rel in sorted(files) if rel in send]
+        job.files_skipped = len(files) - len(items)
+        self._start_sending(job, items)
+
+        # folders: the base itself, and empty ones (files create their parents)
+        if not man.get("exists"):
+            board.call("fs_mkdir", base, True)
+        parents = set()
+        for rel in files:
+            d = posixpath.dirname(rel)
+            while d:
+                parents.add(d)
+                d = posixpath.dirname(d)
+        for d in dirs:
+            if d not in remote_dirs and d not in parents:
+                board.call("fs_mkdir", _dev_join(base, d), True)
+
+        self._send_many(job, board, items)
+
+        if job.delete:
+            self._delete_extra(job, board, base, files, set(dirs), remote_files, remote_dirs, ignore)
+
+    def _differs(self, job, board, files, remote_files, target_of):
+        """Which local files (rels) need sending: size/mtime first, then sha256."""
+        send = []
+        check = []
+        for rel, (path, size, mtime) in files.items():
+            r = remote_files.get(rel)
+            if r is None or r.get("size") != size:
+                send.append(rel)
+            elif abs(float(r.get("mtime", 0)) - mtime) <= MTIME_TOLERANCE:
+                continue
+            else:
+                check.append(rel)
+        # same size, different mtime: compare content (board hashes pipelined)
+        stop = self._stopper(job)
+        pending = collections.deque()
+
+        def settle(item):
+            rel, ar = item
+            try:
+                remote_sha = json.loads(_wait(ar)).get("sha256")
+            except (OSError, ValueError):
+                remote_sha = None
+            path, size, mtime = files[rel]
+            if remote_sha != hash_local(path):
+                send.append(rel)
+            else:
+                try:  # same content: align the board's mtime so the next sync is quick
+                    board.call("fs_touch", target_of(rel), mtime)
+                except Exception:
+                    pass  # an agent without fs_touch: the next sync compares hashes again
+
+        for rel in check:
+            stop()
+            pending.append((rel, board.hash_async(target_of(rel))))
+            while len(pending) >= IN_FLIGHT:
+                settle(pending.popleft())
+        while pending:
+            settle(pending.popleft())
+        return send
+
+    def _delete_extra(self, job, board, base, files, dirs, remote_files, remote_dirs, ignore):
+        stop = self._stopper(job)
+        gone_dirs = []
+        for d in sorted(remote_dirs):
+            if d in dirs or _ignored(d, ignore):
+                continue
+            if any(d.startswith(g + "/") for g in gone_dirs):
+                continue
+            stop()
+            board.call("fs_delete", _dev_join(base, d), True)
+            gone_dirs.append(d)
+            job.files_deleted += sum(1 for f in remote_files if f.startswith(d + "/"))
+        for rel in sorted(remote_files):
+            if rel in files or _ignored(rel, ignore):
+                continue
+            if any(rel.startswith(g + "/") for g in gone_dirs):
+                continue
+            stop()
+            try:
+                board.call("fs_delete", _dev_join(base, rel), False)
+            except FileNotFoundError:
+                pass
+            job.files_deleted += 1
+        self._emit(job, force=True)
+
+
+# ---------------------------------------------------------------------------- download
+class _Reader(object):
+    def __init__(self, session, path, chunk=CHUNK, in_flight=IN_FLIGHT):
+        self.session = session
+        self.path = path
+        self.chunk = chunk
+        self.in_flight = in_flight
+        self.board = None
+        self.size = 0
+        self.next_offset = 0
+        self.delivered = 0
+        self.pending = collections.deque()
+
+    def open(self):
+        try:
+            self.board = _Board(self.session.connect_new())
+            st = self.board.json("fs_stat", self.path)
+        except Exception as e:
+            self.close()
+            raise board_error(e, "the board")
+        if st.get("type") == "directory":
+            self.close()
+            raise bad_request("%r is a folder on the device; list it instead" % self.path)
+        self.size = int(st.get("size") or 0)
+        return st
+
+    def next(self):
+        try:
+            while len(self.pending) < self.in_flight and self.next_offset < self.size:
+                n = min(self.chunk, self.size - self.next_offset)
+                self.pending.append(self.board.read_async(self.path, self.next_offset, n))
+                self.next_offset += n
+            if not self.pending:
+                return b""
+            data = _wait(self.pending.popleft())
+        except Exception as e:
+            raise board_error(e, "the board")
+        if not data:  # the file shrank under us: end here
+            self.pending.clear()
+            self.next_offset = self.size
+        self.delivered += len(data)
+        return data
+
+    def close(self):
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+
+
+async def download(session, path, write, flush, on_stat=None):
+    """Stream a device file: ``write(bytes)`` then ``await flush()`` per chunk.
+
+    The file is never held whole in memory: at most IN_FLIGHT chunks of CHUNK
+    bytes are in flight.  ``on_stat(stat_dict)`` (optional) is called before the
+    first write, e.g. to set Content-Length.  Errors before the first byte are
+    ApiErrors (404 not-found, 403 outside-root, 400 for a folder, 502/504 board).
+    """
+    check_device_path(path, "path")
+    loop = asyncio.get_running_loop()
+    reader = _Reader(session, path)
+    try:
+        st = await loop.run_in_executor(None, reader.open)
+        if on_stat is not None:
+            on_stat(st)
+        while True:
+            data = await loop.run_in_executor(None, reader.next)
+            if not data:
+                break
+            write(data)
+            await flush()
+        return {"path": st.get("path", path), "size": reader.delivered}
+    finally:
+        await loop.run_in_executor(None, reader.close)
+
+
+# ---------------------------------------------------------------------------- upload
+class Upload(object):
+    """A streamed PUT: bytes arrive in small pieces, go to the board in 1 MiB chunks.
+
+    ``start()`` opens the board write (a temp file), ``feed(chunk)`` buffers and
+    sends pipelined chunks, ``finish()`` verifies the sha256 and renames the temp
+    onto ``path``; ``abort()`` (idempotent) removes the temp.  Errors are ApiErrors.
+    """
+
+    def __init__(self, session, path, size=None, mtime=None):
+        check_device_path(path, "path")
+        if not path.strip("/").strip():
+            raise bad_request("path must name a file on the device")
+        self.session = session
+        self.path = path
+        self.size = size
+        self.mtime = mtime
+        self.board = None
+        self.handle = None
+        self.hasher = hashlib.sha256()
+        self.buf = bytearray()
+        self.offset = 0
+        self.pending = collections.deque()
+        self.done = False
+        self._loop = None
+
+    def _run(self, fn, *args):
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.run_in_executor(None, fn, *args)
+
+    def _open(self):
+        try:
+            self.board = _Board(self.session.connect_new())
+            self.handle = self.board.call("fs_write_open", self.path, self.size, self.mtime)
+        except Exception as e:
+            self._close_board()
+            raise board_error(e, "the board")
+
+    def _send(self, data, drain=False):
+        try:
+            if data:
+                self.hasher.update(data)
+                self.pending.append(self.board.write_chunk(self.handle, data, self.offset))
+                self.offset += len(data)
+            while self.pending and (drain or len(self.pending) >= IN_FLIGHT):
+                _wait(self.pending.popleft())
+        except Exception as e:
+            raise board_error(e, "the board")
+
+    def _close(self):
+        try:
+            res = json.loads(_wait(self.board.close_async(self.handle, self.hasher.hexdigest()),
+                                   CHUNK_TIMEOUT * 2))
+        except Exception as e:
+            raise board_error(e, "the board")
+        self.handle = None
+        self._close_board()
+        return res
+
+    def _abort(self):
+        if self.board is not None and self.handle is not None:
+            try:
+                self.board.call("fs_write_abort", self.handle)
+            except Exception:
+                pass
+        self.handle = None
+        self._close_board()
+
+    def _close_board(self):
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+
+    async def start(self):
+        await self._run(self._open)
+
+    async def feed(self, chunk):
+        if self.done or self.handle is None:
+            raise bad_request("this upload is not open")
+        self.buf += chunk
+        if len(self.buf) >= CHUNK:
+            data = bytes(self.buf)
+            self.buf = bytearray()
+            await self._run(self._send, data)
+
+    async def finish(self):
+        if self.done or self.handle is None:
+            raise bad_request("this upload is not open")
+        data = bytes(self.buf)
+        self.buf = bytearray()
+        await self._run(self._send, data, True)
+        self.done = True
+        return await self._run(self._close)
+
+    async def abort(self):
+        self.done = True
+        self.buf = bytearray()
+        if self.board is not None:
+            await self._run(self._abort)
