@@ -18,3 +18,9 @@ def _load_jupyter_server_extension(server_app):
 
     setup_handlers(server_app)
     server_app.log.info("jupyter_remote_device %s server extension loaded", __version__)
+
+
+async def _unload_jupyter_server_extension(server_app):
+    manager = server_app.web_app.settings.get("jrd_manager")
+    if manager is not None:
+        await manager.shutdown()

@@ -1,0 +1,420 @@
+"""DeviceManager: the one owner of devices, sessions and their configuration."""
+import asyncio
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Bool, Float, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..agent import client
+from .config import LooseDict, LooseList
+from .errors import ApiError, bad_request, not_found
+from .session import DeviceSession, connect_error_to_api
+
+SOURCES = ("config", "manual", "probe", "mdns", "ssh")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
+
+
+def device_id_for(host, port):
+    return hashlib.sha1(("%s:%d" % (host.lower(), port)).encode()).hexdigest()[:12]
+
+
+def normalize_host(host):
+    """Validate a host name or IP literal (``[::1]`` allowed); raise ApiError 400."""
+    if not isinstance(host, str):
+        raise bad_request("host must be a string")
+    h = host.strip()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if not h or len(h) > 253:
+        raise bad_request("host must be a name or an IP address (1–253 characters)")
+    try:
+        return str(ipaddress.ip_address(h))
+    except ValueError:
+        pass
+    if not HOSTNAME_RE.match(h):
+        raise bad_request("%r is not a valid host name or IP address" % host[:80])
+    return h.lower()
+
+
+def validate_port(port):
+    if isinstance(port, bool) or not isinstance(port, int):
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+        else:
+            raise bad_request("port must be an integer between 1 and 65535")
+    if not 1 <= port <= 65535:
+        raise bad_request("port must be between 1 and 65535")
+    return port
+
+
+class Device:
+    """A board the server knows. ``to_dict`` is the contract's Device."""
+
+    def __init__(self, host, port, name=None, token=None, source="manual", tls=False):
+        self.host = host
+        self.port = port
+        self.id = device_id_for(host, port)
+        self.name = name or "%s:%d" % (host, port)
+        self.token = token
+        self.source = source
+        self.tls = tls
+        self.status = "offline"
+        self.kind = None
+        self.info = None
+        self.error = None
+        self.last_seen = None
+
+    def to_dict(self):
+        return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,
+                "source": self.source, "status": self.status, "kind": self.kind, "info": self.info,
+                "error": self.error, "tls": self.tls, "has_token": bool(self.token),
+                "last_seen": self.last_seen}
+
+    def to_saved(self):
+        return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,
+                "token": self.token, "source": self.source, "tls": self.tls}
+
+
+class DeviceManager(LoggingConfigurable):
+    configured_devices = LooseList(
+        help="""Boards always listed: a list of {"host", "port", "name"?, "token"?, "tls"?} objects
+        or "host:port" strings.""").tag(config=True)
+    probe_hosts = LooseList(help="Hosts or small CIDR ranges (at most /22) probed in the background "
+                            "for agents and rpyc classic servers. Nothing is probed unless listed.").tag(config=True)
+    probe_ports = LooseList(Int(), default_value=[18861, 18812],
+                            help="Ports probed on probe_hosts.").tag(config=True)
+    probe_interval = Float(15.0, help="Seconds between background reachability probes.").tag(config=True)
+    tokens = LooseDict(help='Tokens by "host:port" (or "host" for any port).').tag(config=True)
+    mdns = Bool(True, help="Browse mDNS/DNS-SD for _jupyter-device._tcp boards (needs zeroconf).").tag(config=True)
+    allowed_networks = LooseList(
+        default_value=["0.0.0.0/0", "::/0"],
+        help="""CIDRs this server may dial. On a shared deployment narrow it (e.g. to the boards'
+        subnet): a server that dials any address a user names is a door into the internal network."""
+    ).tag(config=True)
+    connect_timeout = Float(5.0, help="Seconds to wait when opening a board connection.").tag(config=True)
+    heartbeat_interval = Float(3.0, help="Seconds between heartbeats (which also refresh info).").tag(config=True)
+    heartbeat_timeout = Float(4.0, help="A heartbeat unanswered this long marks the connection lost.").tag(config=True)
+    reconnect_max_delay = Float(10.0, help="Cap of the reconnect backoff, in seconds.").tag(config=True)
+    max_body_size = Int(1 << 20, help="Largest JSON request body, in bytes.").tag(config=True)
+    devices_file = Unicode(help="Where manually added boards are saved (mode 0600).").tag(config=True)
+
+    @default("devices_file")
+    def _devices_file_default(self):
+        return os.path.join(jupyter_data_dir(), "remote_device", "devices.json")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.devices = {}
+        self.sessions = {}
+        self._listeners = set()
+        self._tasks = []
+        self.pool = ThreadPoolExecutor(max_workers=48, thread_name_prefix="jrd")
+        self._networks = self._parse_networks()
+        self.transfers = None
+        self._load()
+        for entry in self.configured_devices:
+            try:
+                self._add_config_entry(entry)
+            except ApiError as e:
+                self.log.error("remote-device: ignoring configured device %r: %s", entry, e.message)
+
+    # -- configuration -------------------------------------------------------
+    def _parse_networks(self):
+        nets = []
+        for cidr in self.allowed_networks:
+            try:
+                nets.append(ipaddress.ip_network(str(cidr), strict=False))
+            except ValueError:
+                self.log.error("remote-device: ignoring invalid allowed_networks entry %r", cidr)
+        return nets
+
+    def _add_config_entry(self, entry):
+        if isinstance(entry, str):
+            host, _, port = entry.rpartition(":")
+            entry = {"host": host or entry, "port": int(port) if port.isdigit() else 18861}
+        if not isinstance(entry, dict):
+            raise bad_request("a configured device is a {host, port} object or a host:port string")
+        self.add_device(entry.get("host"), entry.get("port", 18861), name=entry.get("name"),
+                        token=entry.get("token"), source="config", tls=bool(entry.get("tls", False)),
+                        persist=False)
+
+    def token_for(self, host, port):
+        return self.tokens.get("%s:%d" % (host, port)) or self.tokens.get(host)
+
+    def is_allowed(self, ip):
+        addr = ipaddress.ip_address(ip)
+        return any(addr in net for net in self._networks)
+
+    # -- persistence ---------------------------------------------------------
+    def _load(self):
+        try:
+            with open(self.devices_file) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            self.log.error("remote-device: cannot read %s: %s", self.devices_file, e)
+            return
+        for d in data.get("devices", []):
+            try:
+                self.add_device(d["host"], d["port"], name=d.get("name"), token=d.get("token"),
+                                source=d.get("source", "manual"), tls=bool(d.get("tls")), persist=False)
+            except (KeyError, ApiError) as e:
+                self.log.error("remote-device: skipping a saved device: %s", e)
+
+    def save(self):
+        saved = [d.to_saved() for d in self.devices.values() if d.source in ("manual", "ssh")]
+        path = self.devices_file
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"devices": saved}, f, indent=1)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    # -- events --------------------------------------------------------------
+    def add_listener(self, fn):
+        self._listeners.add(fn)
+
+    def remove_listener(self, fn):
+        self._listeners.discard(fn)
+
+    def emit(self, message):
+        for fn in list(self._listeners):
+            try:
+                fn(message)
+            except Exception:
+                self.log.exception("remote-device: event listener failed")
+
+    def changed(self, device):
+        self.emit({"type": "device", "device": device.to_dict()})
+
+    # -- devices -------------------------------------------------------------
+    def list(self):
+        return [d.to_dict() for d in self.devices.values()]
+
+    def get(self, device_id):
+        if not isinstance(device_id, str) or device_id not in self.devices:
+            raise not_found("No device with id %r" % str(device_id)[:80])
+        return self.devices[device_id]
+
+    def add_device(self, host, port, name=None, token=None, source="manual", tls=False, persist=True):
+        """Returns (device, created). Known host:port: update name/token, keep the id."""
+        host = normalize_host(host)
+        port = validate_port(port)
+        if name is not None and (not isinstance(name, str) or len(name) > 100):
+            raise bad_request("name must be a string of at most 100 characters")
+        if token is not None and (not isinstance(token, str) or len(token) > 1024):
+            raise bad_request("token must be a string")
+        if source not in SOURCES:
+            raise bad_request("unknown source")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None and not self.is_allowed(ip):
+            raise ApiError(403, "not-allowed", "%s is outside the networks this server may dial "
+                           "(DeviceManager.allowed_networks)" % host)
+        did = device_id_for(host, port)
+        token = token or None
+        if did in self.devices:
+            dev = self.devices[did]
+            if name:
+                dev.name = name.strip() or dev.name
+            token_changed = token is not None and token != dev.token
+            if token is not None:
+                dev.token = token
+            if source == "manual" and dev.source not in ("config",):
+                dev.source = "manual"
+            if token_changed and did in self.sessions:
+                self._spawn(self.close_session(did))
+            if persist:
+                self.save()
+            self.changed(dev)
+            return dev, False
+        dev = Device(host, port, name=(name or "").strip() or None,
+                     token=token or self.token_for(host, port), source=source, tls=tls)
+        self.devices[did] = dev
+        if persist and source in ("manual", "ssh"):
+            self.save()
+        self.changed(dev)
+        self._spawn(self.refresh_status(dev))
+        return dev, True
+
+    async def remove_device(self, device_id):
+        dev = self.get(device_id)
+        await self.close_session(device_id)
+        self.devices.pop(device_id, None)
+        if dev.source in ("manual", "ssh"):
+            self.save()
+        self.emit({"type": "removed", "id": device_id})
+
+    # -- dialing -------------------------------------------------------------
+    def resolve_allowed(self, host, port):
+        """BLOCKING: the first address of host that allowed_networks permits (or ApiError)."""
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise ApiError(502, "unreachable", "Cannot resolve %s: %s" % (host, e.strerror or e))
+        for info in infos:
+            ip = info[4][0].split("%")[0]
+            if self.is_allowed(ip):
+                return ip
+        raise ApiError(403, "not-allowed", "%s resolves outside the networks this server may dial "
+                       "(DeviceManager.allowed_networks)" % host)
+
+    def dial(self, device, timeout=None):
+        """BLOCKING: a new authenticated connection to the device's agent."""
+        ip = self.resolve_allowed(device.host, device.port)
+        try:
+            return client.connect(ip, device.port, token=device.token,
+                                  timeout=timeout or self.connect_timeout, tls=device.tls,
+                                  user=os.environ.get("JUPYTERHUB_USER") or os.environ.get("USER"))
+        except client.ConnectError as e:
+            if e.kind == "classic":
+                device.kind = "classic"
+                raise ApiError(502, "not-an-agent", "%s:%d runs a stock rpyc classic server (port 18812 is "
+                               "MaixPy3's), not the jupyter-remote-device agent. Start the agent on the board: "
+                               "python -m jupyter_remote_device.agent" % (device.host, device.port))
+            raise connect_error_to_api(e)
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def run_with_timeout(self, fn, *args, timeout=None):
+        """run() bounded by connect_timeout (+ slack): name lookups cannot hang a request."""
+        limit = (timeout or self.connect_timeout) + 1.0
+        try:
+            return await asyncio.wait_for(self.run(fn, *args), limit)
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", "No answer within %g s" % limit)
+
+    async def refresh_status(self, dev):
+        """Probe a device without a session: online / offline and what it is."""
+        if dev.id in self.sessions:
+            return
+        t = min(2.0, self.connect_timeout)
+
+        def probe():
+            ip = self.resolve_allowed(dev.host, dev.port)
+            return client.probe(ip, dev.port, timeout=t)
+
+        try:
+            found = await self.run_with_timeout(probe, timeout=t)
+            status, kind, error = "online", found.get("kind"), None
+            if kind is None:
+                error = "something answers on this port, but it is not an agent"
+        except client.ConnectError as e:
+            status, kind, error = "offline", dev.kind, e.message
+        except ApiError as e:
+            status, kind, error = "offline", dev.kind, e.message
+        if dev.id in self.sessions or dev.id not in self.devices:
+            return
+        if status == "online":
+            dev.last_seen = time.time()
+        if (status, kind) != (dev.status, dev.kind) or (dev.status == "error") or error != dev.error:
+            if dev.status == "error" and status == "online":
+                error = dev.error  # keep the last connect error visible until the next attempt
+                status = "error"
+            dev.status, dev.kind, dev.error = status, kind, error
+            self.changed(dev)
+
+    async def _status_loop(self):
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            for dev in list(self.devices.values()):
+                if dev.id not in self.sessions:
+                    await self.refresh_status(dev)
+
+    # -- sessions ------------------------------------------------------------
+    async def open_session(self, device_id, token=None):
+        dev = self.get(device_id)
+        if token is not None:
+            if not isinstance(token, str) or len(token) > 1024:
+                raise bad_request("token must be a string")
+            if token != dev.token:
+                dev.token = token or None
+                await self.close_session(device_id)
+                if dev.source in ("manual", "ssh"):
+                    self.save()
+        sess = self.sessions.get(device_id)
+        if sess is not None and not sess.closed:
+            return sess
+        sess = DeviceSession(self, dev)
+        self.sessions[device_id] = sess
+        dev.status, dev.error = "connecting", None
+        self.changed(dev)
+        try:
+            await sess.open()
+        except ApiError as e:
+            if self.sessions.get(device_id) is sess:
+                del self.sessions[device_id]
+            sess.closed = True
+            dev.status, dev.error = "error", e.message
+            self.changed(dev)
+            raise
+        return sess
+
+    async def close_session(self, device_id):
+        sess = self.sessions.pop(device_id, None)
+        if sess is None:
+            return
+        await sess.close()
+        dev = self.devices.get(device_id)
+        if dev is not None:
+            dev.status, dev.error = "online", None
+            self.changed(dev)
+            self._spawn(self.refresh_status(dev))
+
+    def require_session(self, device_id):
+        dev = self.get(device_id)
+        sess = self.sessions.get(device_id)
+        if sess is None or sess.closed:
+            raise ApiError(409, "not-connected", "%s is not connected: open a session first "
+                           "(POST devices/%s/session)" % (dev.name, dev.id))
+        if sess.conn is None:
+            raise ApiError(409, "not-connected", "%s is reconnecting: %s" % (dev.name, dev.error or ""))
+        return sess
+
+    # -- lifecycle -----------------------------------------------------------
+    def _spawn(self, coro):
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            return None
+        task = loop.create_task(coro)
+        self._tasks.append(task)
+        self._tasks = [t for t in self._tasks if not t.done()]
+        return task
+
+    def start(self):
+        """Background work (status probes, discovery); call once the loop runs."""
+        for dev in list(self.devices.values()):
+            self._spawn(self.refresh_status(dev))
+        self._spawn(self._status_loop())
+        try:
+            from .discovery import Discovery
+        except ImportError:
+            return
+        self.discovery = Discovery(self)
+        self._spawn(self.discovery.run())
+
+    async def shutdown(self):
+        for did in list(self.sessions):
+            try:
+                await self.close_session(did)
+            except Exception:
+                pass
+        for t in self._tasks:
+            t.cancel()
+        self.pool.shutdown(wait=False)

@@ -1,0 +1,261 @@
+"""DeviceSession: one board connection with heartbeat and automatic reconnect.
+
+The control connection carries info, heartbeat, exec polling and small file
+calls. Long activities get their own connection from ``connect_new()``: every
+camera stream (stream.py) and every transfer (transfer.py), because one rpyc
+connection is served by one agent thread, one call at a time.
+"""
+import asyncio
+import json
+import time
+
+import rpyc
+from rpyc.core.async_ import AsyncResultTimeout
+
+from ..agent.client import ConnectError
+from .errors import ApiError
+
+STATUS_TO_HTTP = {"timeout": 504}
+
+
+def connect_error_to_api(e):
+    return ApiError(STATUS_TO_HTTP.get(e.reason, 502), e.reason, e.message)
+
+
+def _remote_message(e):
+    if e.args:
+        return str(e.args[-1] if isinstance(e, OSError) and len(e.args) > 1 else e.args[0])
+    return type(e).__name__
+
+
+class ConnectionLost(Exception):
+    """The control connection broke (EOF, reset, heartbeat timeout)."""
+
+
+def map_remote_error(e, device_name=""):
+    """Turn what an rpyc call raised into an ApiError (remote) or ConnectionLost (link)."""
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, ConnectError):
+        return connect_error_to_api(e)
+    if isinstance(e, AsyncResultTimeout):
+        return ApiError(504, "timeout", "The board %s did not answer in time" % device_name)
+    remote = hasattr(e, "_remote_tb")
+    if not remote:
+        if isinstance(e, (EOFError, ConnectionError, OSError)):
+            return ConnectionLost("the connection to %s broke: %s" % (device_name, e or type(e).__name__))
+        return ApiError(502, "protocol", "Unexpected error talking to %s: %s" % (device_name, e))
+    msg = _remote_message(e)
+    if isinstance(e, PermissionError):
+        return ApiError(403, "outside-root", msg)
+    if isinstance(e, FileNotFoundError):
+        return ApiError(404, "not-found", msg)
+    if isinstance(e, FileExistsError):
+        return ApiError(409, "exists", msg)
+    if isinstance(e, OSError) and getattr(e, "errno", None) == 39:  # ENOTEMPTY
+        return ApiError(409, "not-empty", msg)
+    if isinstance(e, (IsADirectoryError, NotADirectoryError, ValueError, TypeError, KeyError)):
+        return ApiError(400, "bad-request", msg)
+    if isinstance(e, OSError):
+        return ApiError(409, "os-error", "The board could not do it: %s" % msg)
+    return ApiError(502, "protocol", "The board reported an error: %s: %s" % (type(e).__name__, msg))
+
+
+class DeviceSession:
+    def __init__(self, manager, device):
+        self.manager = manager
+        self.device = device
+        self.log = manager.log
+        self.conn = None
+        self.root = None
+        self.camera = None
+        self.closed = False
+        self._hb_task = None
+        self._reconnect_task = None
+        self.connected_at = None
+
+    @property
+    def device_id(self):
+        return self.device.id
+
+    @property
+    def name(self):
+        return self.device.name
+
+    # -- connections -----------------------------------------------------
+    def connect_new(self):
+        """BLOCKING: a new authenticated connection to this board (for worker threads)."""
+        return self.manager.dial(self.device)
+
+    def _open_blocking(self):
+        conn = self.connect_new()
+        try:
+            root = conn.root
+            info = json.loads(root.info())
+        except BaseException:
+            conn.close()
+            raise
+        return conn, root, info
+
+    async def open(self):
+        """Connect (raises ApiError); then heartbeat in the background."""
+        conn, root, info = await self.manager.run_with_timeout(self._open_blocking)
+        self._attach(conn, root, info)
+
+    def _attach(self, conn, root, info):
+        self.conn, self.root = conn, root
+        self.connected_at = time.time()
+        self.device.info = info
+        self.device.kind = "agent"
+        self.device.error = None
+        self.device.status = "connected"
+        self.camera = self._make_camera()
+        self.manager.changed(self.device)
+        if self._hb_task is None or self._hb_task.done():
+            self._hb_task = asyncio.ensure_future(self._heartbeat())
+
+    def _make_camera(self):
+        try:
+            from .stream import CameraStreams
+        except ImportError:
+            return None
+        return CameraStreams(self.connect_new, self.log, self.device.name)
+
+    # -- calls -------------------------------------------------------------
+    def _call_blocking(self, name, args, timeout):
+        root = self.root
+        if root is None:
+            raise ConnectionLost("not connected")
+        fn = getattr(root, name)
+        if timeout is None:
+            return fn(*args)
+        res = rpyc.async_(fn)(*args)
+        res.set_expiry(timeout)
+        return res.value
+
+    async def call(self, name, *args, timeout=None):
+        """Run ``root.<name>(*args)`` in a worker thread; errors become ApiError."""
+        if self.closed or self.conn is None:
+            raise ApiError(409, "not-connected", "%s is not connected (%s)" % (
+                self.device.name, self.device.error or "connecting"))
+        try:
+            return await self.manager.run(self._call_blocking, name, args, timeout)
+        except Exception as e:
+            err = map_remote_error(e, self.device.name)
+            if isinstance(err, ConnectionLost):
+                self._lost(str(err))
+                raise ApiError(502, "protocol", "The connection to %s broke; reconnecting" % self.device.name)
+            raise err
+
+    async def call_json(self, name, *args, timeout=None):
+        return json.loads(await self.call(name, *args, timeout=timeout))
+
+    async def exec(self, code, timeout=30.0):
+        """Run code in the REST namespace; returns {"stdout","stderr","error"}."""
+        busy = await self.call_json("exec_busy")
+        if busy.get("busy") and busy.get("ns") != "rest":
+            raise ApiError(409, "busy", "%s is running other code (a notebook cell); try again when it "
+                           "finishes or interrupt it" % self.device.name)
+        exec_id = await self.call("exec_start", code, "rest", "exec", False, False)
+        deadline = time.monotonic() + timeout
+        out, err, error = [], [], None
+        try:
+            while True:
+                wait = max(0.0, min(0.25, deadline - time.monotonic()))
+                reply = await self.call_json("exec_poll", exec_id, wait)
+                for ev in reply.get("events", ()):
+                    t = ev.get("type")
+                    if t == "stream":
+                        (out if ev.get("name") == "stdout" else err).append(ev.get("text", ""))
+                    elif t == "error":
+                        error = {k: ev.get(k) for k in ("ename", "evalue", "traceback")}
+                if reply.get("done"):
+                    break
+                if time.monotonic() >= deadline:
+                    await self.call("exec_interrupt", exec_id)
+                    raise ApiError(504, "timeout", "The code ran longer than %g s on %s and was interrupted"
+                                   % (timeout, self.device.name))
+        finally:
+            try:
+                await self.call("exec_forget", exec_id)
+            except ApiError:
+                pass
+        return {"stdout": "".join(out), "stderr": "".join(err), "error": error}
+
+    # -- heartbeat and reconnect -------------------------------------------
+    async def _heartbeat(self):
+        interval = self.manager.heartbeat_interval
+        while not self.closed and self.conn is not None:
+            await asyncio.sleep(interval)
+            if self.closed or self.conn is None:
+                return
+            try:
+                raw = await self.manager.run(self._call_blocking, "info", (), self.manager.heartbeat_timeout)
+            except Exception as e:
+                err = map_remote_error(e, self.device.name)
+                reason = str(err) if isinstance(err, ConnectionLost) else (
+                    "no heartbeat answer within %gs" % self.manager.heartbeat_timeout)
+                self._lost(reason)
+                return
+            if self.closed:
+                return
+            try:
+                self.device.info = json.loads(raw)
+            except ValueError:
+                continue
+            self.manager.changed(self.device)
+
+    def _lost(self, why):
+        """The control connection is gone: tell everyone, then reconnect with backoff."""
+        if self.closed or self.conn is None:
+            return
+        self.log.warning("remote-device %s: %s", self.device.name, why)
+        conn, self.conn, self.root = self.conn, None, None
+        self.manager.pool.submit(_close_quietly, conn)
+        camera, self.camera = self.camera, None
+        if camera is not None:
+            asyncio.ensure_future(camera.close())
+        self.device.status = "connecting"
+        self.device.error = "Connection lost (%s); reconnecting" % why
+        self.manager.changed(self.device)
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self):
+        delay = 0.5
+        while not self.closed:
+            await asyncio.sleep(delay)
+            if self.closed:
+                return
+            try:
+                conn, root, info = await self.manager.run_with_timeout(self._open_blocking)
+            except ApiError as e:
+                self.device.error = "Connection lost; retrying (%s)" % e.message
+                self.manager.changed(self.device)
+                delay = min(delay * 2, self.manager.reconnect_max_delay)
+                continue
+            if self.closed:
+                _close_quietly(conn)
+                return
+            self.log.info("remote-device %s: reconnected", self.device.name)
+            self._attach(conn, root, info)
+            return
+
+    async def close(self):
+        self.closed = True
+        for task in (self._hb_task, self._reconnect_task):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+        camera, self.camera = self.camera, None
+        if camera is not None:
+            await camera.close()
+        conn, self.conn, self.root = self.conn, None, None
+        if conn is not None:
+            await self.manager.run(_close_quietly, conn)
+
+
+def _close_quietly(conn):
+    try:
+        conn.close()
+    except Exception:
+        pass
