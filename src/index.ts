@@ -1,14 +1,177 @@
+/**
+ * jupyter-remote-device: wiring only (see model.ts, commands.ts, widgets/).
+ */
 import {
+  ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
+
+import {
+  addCommands,
+  CommandIDs,
+  ICameraDefaults,
+  PALETTE_CATEGORY
+} from './commands';
+import { parseResolution } from './frame';
+import { DevicesModel } from './model';
+import { CameraPanel } from './widgets/camera';
+import { DevicesSidebar } from './widgets/sidebar';
+import { DeviceStatusItem } from './widgets/statusbar';
+
+const PLUGIN_ID = 'jupyter-remote-device:plugin';
+
+const DEFAULTS: ICameraDefaults = {
+  width: 640,
+  height: 480,
+  quality: 80,
+  fps: 0,
+  showOverlay: true
+};
+
+function readSettings(settings: ISettingRegistry.ISettings): ICameraDefaults {
+  const c = settings.composite as any;
+  const [width, height] = parseResolution(String(c.resolution ?? '640x480'));
+  return {
+    width,
+    height,
+    quality: Number(c.quality ?? DEFAULTS.quality),
+    fps: Number(c.fps ?? DEFAULTS.fps),
+    showOverlay: c.showOverlay !== false
+  };
+}
 
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyter-remote-device:plugin',
-  description: 'Remote devices sidebar, commands and camera viewer.',
+  id: PLUGIN_ID,
+  description: 'Remote devices sidebar, commands and live camera viewer.',
   autoStart: true,
-  activate: (app: JupyterFrontEnd) => {
-    console.log('jupyter-remote-device activated');
+  optional: [
+    ICommandPalette,
+    ILayoutRestorer,
+    ISettingRegistry,
+    IDefaultFileBrowser,
+    IStatusBar
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null,
+    fileBrowser: IDefaultFileBrowser | null,
+    statusBar: IStatusBar | null
+  ) => {
+    const model = new DevicesModel();
+    const tracker = new WidgetTracker<CameraPanel>({
+      namespace: 'remote-device-camera'
+    });
+    let defaults: ICameraDefaults = { ...DEFAULTS };
+
+    const sidebar = new DevicesSidebar({ model, commands: app.commands });
+    app.shell.add(sidebar, 'left', { rank: 850 });
+    restorer?.add(sidebar, sidebar.id);
+
+    addCommands({
+      app,
+      model,
+      tracker,
+      cameraDefaults: () => defaults,
+      fileBrowser,
+      sidebarId: sidebar.id
+    });
+
+    if (palette) {
+      for (const command of [
+        CommandIDs.connect,
+        CommandIDs.disconnect,
+        CommandIDs.openCamera,
+        CommandIDs.addDevice,
+        CommandIDs.pushFile,
+        CommandIDs.openNotebook,
+        CommandIDs.removeDevice,
+        CommandIDs.refresh,
+        CommandIDs.showSidebar
+      ]) {
+        palette.addItem({ command, category: PALETTE_CATEGORY });
+      }
+    }
+
+    if (restorer) {
+      void restorer.restore(tracker, {
+        command: CommandIDs.openCamera,
+        args: panel => ({
+          id: panel.content.deviceId,
+          name: panel.content.deviceName,
+          key: (panel as any).restoreKey,
+          activate: false
+        }),
+        name: panel => (panel as any).restoreKey
+      });
+    }
+
+    if (settingRegistry) {
+      void Promise.all([settingRegistry.load(PLUGIN_ID), app.restored])
+        .then(([settings]) => {
+          const apply = (first: boolean) => {
+            const previous = defaults;
+            defaults = readSettings(settings);
+            if (first) {
+              return;
+            }
+            // Honour changes live in the open tabs, key by key.
+            tracker.forEach(panel => {
+              const viewer = panel.content;
+              if (previous.showOverlay !== defaults.showOverlay) {
+                viewer.showOverlay = defaults.showOverlay;
+              }
+              const partial: any = {};
+              if (previous.quality !== defaults.quality) {
+                partial.quality = defaults.quality;
+              }
+              if (previous.fps !== defaults.fps) {
+                partial.fps = defaults.fps;
+              }
+              if (
+                previous.width !== defaults.width ||
+                previous.height !== defaults.height
+              ) {
+                partial.width = defaults.width;
+                partial.height = defaults.height;
+              }
+              if (Object.keys(partial).length) {
+                viewer.updateSettings(partial);
+              }
+            });
+          };
+          apply(true);
+          settings.changed.connect(() => apply(false));
+          // Tabs restored before the settings were read.
+          tracker.forEach(panel => {
+            panel.content.showOverlay = defaults.showOverlay;
+          });
+        })
+        .catch(reason => {
+          console.error('jupyter-remote-device: cannot load settings', reason);
+        });
+    }
+
+    if (statusBar) {
+      const item = new DeviceStatusItem(model);
+      statusBar.registerStatusItem('jupyter-remote-device:status', {
+        item,
+        align: 'left',
+        rank: 5,
+        isActive: () => true
+      });
+      tracker.currentChanged.connect((_, panel) => {
+        item.setViewer(panel ? panel.content : null);
+      });
+    }
+
+    void model.start();
   }
 };
 

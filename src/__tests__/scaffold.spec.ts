@@ -1,5 +1,0 @@
-describe('jupyter-remote-device', () => {
-  it('loads', () => {
-    expect(true).toBe(true);
-  });
-});

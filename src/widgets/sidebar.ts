@@ -1,0 +1,372 @@
+/**
+ * The "Devices" sidebar: one row per board, live through the DevicesModel.
+ */
+import { CommandRegistry } from '@lumino/commands';
+import { Message } from '@lumino/messaging';
+import { Panel, Widget } from '@lumino/widgets';
+import {
+  addIcon,
+  refreshIcon,
+  Toolbar,
+  ToolbarButton
+} from '@jupyterlab/ui-components';
+
+import { IDevice } from '../api';
+import { CommandIDs } from '../commands';
+import { boardIcon } from '../icons';
+import { DevicesModel, Format, ServerState } from '../model';
+
+/** Small DOM builder. */
+export function h(
+  tag: string,
+  attrs: { [key: string]: string | undefined } = {},
+  ...children: (Node | string | null | undefined | false)[]
+): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== undefined) {
+      el.setAttribute(k, v);
+    }
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) {
+      continue;
+    }
+    el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+  }
+  return el;
+}
+
+const SOURCE_LABELS: { [key: string]: string } = {
+  config: 'configured',
+  manual: 'added by hand',
+  probe: 'found by port probe',
+  mdns: 'found by mDNS',
+  ssh: 'SSH'
+};
+
+const STATUS_LABELS: { [key: string]: string } = {
+  offline: 'offline',
+  online: 'online',
+  connecting: 'connecting…',
+  connected: 'connected',
+  error: 'error'
+};
+
+/**
+ * The list part of the sidebar.
+ */
+export class DevicesList extends Widget {
+  constructor(
+    private _model: DevicesModel,
+    private _commands: CommandRegistry
+  ) {
+    super();
+    this.addClass('jp-RemoteDevice-list');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'Remote devices');
+    _model.changed.connect(this._schedule, this);
+    _model.serverChanged.connect(this._schedule, this);
+    _model.eventsStateChanged.connect(this._schedule, this);
+    this._render();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    if (this._frame) {
+      cancelAnimationFrame(this._frame);
+    }
+    this._model.changed.disconnect(this._schedule, this);
+    this._model.serverChanged.disconnect(this._schedule, this);
+    this._model.eventsStateChanged.disconnect(this._schedule, this);
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._render();
+  }
+
+  private _schedule(): void {
+    if (this._frame || this.isDisposed) {
+      return;
+    }
+    if (typeof requestAnimationFrame === 'undefined') {
+      this._render();
+      return;
+    }
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this._render();
+    });
+  }
+
+  /** Rebuild the DOM from the model (cheap: a handful of rows). */
+  private _render(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    const node = this.node;
+    // Keep the scroll position across renders.
+    const scroll = node.scrollTop;
+    node.textContent = '';
+    const banner = this._banner(this._model.server);
+    if (banner) {
+      node.appendChild(banner);
+    }
+    if (this._model.eventsState === 'closed') {
+      node.appendChild(
+        h(
+          'div',
+          { class: 'jp-RemoteDevice-banner jp-mod-warning' },
+          'Lost the live connection to the Jupyter server; reconnecting…'
+        )
+      );
+    }
+    const devices = this._model.devices;
+    if (devices.length === 0) {
+      if (this._model.server.kind !== 'missing') {
+        node.appendChild(this._emptyState());
+      }
+    } else {
+      const list = h('ul', { class: 'jp-RemoteDevice-rows' });
+      for (const device of devices) {
+        list.appendChild(this._row(device));
+      }
+      node.appendChild(list);
+    }
+    node.scrollTop = scroll;
+  }
+
+  private _banner(state: ServerState): HTMLElement | null {
+    switch (state.kind) {
+      case 'missing':
+        return h(
+          'div',
+          { class: 'jp-RemoteDevice-banner jp-mod-error', 'data-server': 'missing' },
+          h('strong', {}, 'Server extension missing. '),
+          state.message
+        );
+      case 'mismatch':
+        return h(
+          'div',
+          { class: 'jp-RemoteDevice-banner jp-mod-warning', 'data-server': 'mismatch' },
+          h('strong', {}, 'Version mismatch. '),
+          `The server extension is version ${state.version || '(unknown)'} ` +
+            `but this JupyterLab extension is version ${state.frontend}. ` +
+            'Reinstall jupyter-remote-device and restart Jupyter, then reload this page.'
+        );
+      case 'unreachable':
+        return h(
+          'div',
+          { class: 'jp-RemoteDevice-banner jp-mod-error', 'data-server': 'unreachable' },
+          h('strong', {}, 'Cannot reach the server extension. '),
+          state.message
+        );
+      default:
+        return null;
+    }
+  }
+
+  private _emptyState(): HTMLElement {
+    const loading = !this._model.loaded && this._model.server.kind === 'unknown';
+    if (loading) {
+      return h('div', { class: 'jp-RemoteDevice-empty' }, 'Looking for boards…');
+    }
+    return h(
+      'div',
+      { class: 'jp-RemoteDevice-empty' },
+      h('p', { class: 'jp-RemoteDevice-emptyTitle' }, 'No boards yet.'),
+      h('p', {}, 'Start the agent on the board:'),
+      h(
+        'pre',
+        {},
+        'python -m jupyter_remote_device.agent --token SECRET\n# or\njupyter-remote-device-agent --token SECRET'
+      ),
+      h(
+        'p',
+        {},
+        'It listens on port 18861. Then use ',
+        h('strong', {}, 'Add device…'),
+        ' above with the board’s address and that token.'
+      ),
+      h('p', {}, 'A board on Wi-Fi is not found? Check that:'),
+      h(
+        'ul',
+        {},
+        h('li', {}, 'the board and this Jupyter server are on the same subnet (mDNS does not cross routers);'),
+        h('li', {}, 'the access point has no client (AP) isolation, which blocks traffic between Wi-Fi clients;'),
+        h('li', {}, 'no firewall on the board or in between blocks TCP port 18861 (or 18812 for MaixPy’s rpyc server);'),
+        h('li', {}, 'you can reach it by address: Add device… with its IP.')
+      )
+    );
+  }
+
+  private _button(
+    label: string,
+    command: string,
+    args: { [key: string]: any },
+    cls: string
+  ): HTMLElement {
+    const btn = h(
+      'button',
+      {
+        class: `jp-Button jp-mod-small jp-mod-minimal jp-RemoteDevice-action ${cls}`,
+        type: 'button',
+        title: this._commands.caption(command, args) || label
+      },
+      label
+    ) as HTMLButtonElement;
+    btn.disabled = !this._commands.isEnabled(command, args);
+    btn.addEventListener('click', event => {
+      event.stopPropagation();
+      void this._commands.execute(command, args);
+    });
+    return btn;
+  }
+
+  private _row(device: IDevice): HTMLElement {
+    const pending = this._model.isPending(device.id);
+    const status = pending && device.status !== 'connected' ? 'connecting' : device.status;
+    const args = { id: device.id };
+    const row = h('li', {
+      class: `jp-RemoteDevice-row jp-mod-${status}`,
+      'data-device-id': device.id,
+      'data-device-name': device.name,
+      'data-status': status
+    });
+    const dot = h('span', {
+      class: `jp-RemoteDevice-dot jp-mod-${status}`,
+      title: STATUS_LABELS[status] ?? status,
+      'aria-label': STATUS_LABELS[status] ?? status
+    });
+    row.appendChild(
+      h(
+        'div',
+        { class: 'jp-RemoteDevice-rowHeader' },
+        dot,
+        h('span', { class: 'jp-RemoteDevice-name', title: device.name }, device.name || device.host),
+        h('span', { class: 'jp-RemoteDevice-statusText' }, STATUS_LABELS[status] ?? status)
+      )
+    );
+    const kind = device.kind ? ` · ${device.kind === 'classic' ? 'rpyc classic' : 'agent'}` : '';
+    row.appendChild(
+      h(
+        'div',
+        { class: 'jp-RemoteDevice-address' },
+        h('span', { class: 'jp-RemoteDevice-hostport' }, `${device.host}:${device.port}`),
+        h('span', { class: 'jp-RemoteDevice-source' }, ` · ${SOURCE_LABELS[device.source] ?? device.source}${kind}`)
+      )
+    );
+    if (device.error && status !== 'connected') {
+      row.appendChild(h('div', { class: 'jp-RemoteDevice-error', title: device.error }, device.error));
+    }
+    if (device.status === 'connected' && device.info) {
+      row.appendChild(this._info(device));
+    }
+    const actions = h('div', { class: 'jp-RemoteDevice-actions' });
+    if (device.status === 'connected') {
+      actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-disconnect'));
+      actions.appendChild(this._button('Camera', CommandIDs.openCamera, args, 'jp-RemoteDevice-camera'));
+      actions.appendChild(this._button('Notebook', CommandIDs.openNotebook, args, 'jp-RemoteDevice-notebook'));
+      actions.appendChild(this._button('Push file…', CommandIDs.pushFile, args, 'jp-RemoteDevice-push'));
+    } else {
+      const btn = this._button(
+        status === 'connecting' ? 'Connecting…' : 'Connect',
+        CommandIDs.connect,
+        args,
+        'jp-RemoteDevice-connect'
+      ) as HTMLButtonElement;
+      if (pending) {
+        btn.disabled = true;
+      }
+      actions.appendChild(btn);
+      if (status === 'connecting' && !pending) {
+        // The server is re-opening a lost session: allow giving up.
+        actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-disconnect'));
+      }
+    }
+    if (device.source === 'manual') {
+      actions.appendChild(this._button('Remove', CommandIDs.removeDevice, args, 'jp-RemoteDevice-remove'));
+    }
+    row.appendChild(actions);
+    return row;
+  }
+
+  private _info(device: IDevice): HTMLElement {
+    const info = device.info!;
+    const rows: [string, string | null, string][] = [
+      ['Model', info.model ?? info.hostname, 'model'],
+      ['Arch', [info.platform, info.arch].filter(Boolean).join(' ') || null, 'arch'],
+      ['Python', info.python, 'python'],
+      [
+        'CPU',
+        Format.percent(info.cpu_percent) !== null
+          ? `${Format.percent(info.cpu_percent)}${info.cpu_count ? ` of ${info.cpu_count} cores` : ''}`
+          : info.cpu_count
+            ? `${info.cpu_count} cores`
+            : null,
+        'cpu'
+      ],
+      ['Memory', Format.memory(info.mem_total, info.mem_available), 'memory'],
+      ['Temp', Format.temperature(info.temperature_c), 'temperature'],
+      ['Uptime', Format.duration(info.uptime_s), 'uptime'],
+      ['Agent', info.agent_version, 'agent']
+    ];
+    const dl = h('dl', { class: 'jp-RemoteDevice-info' });
+    for (const [label, value, key] of rows) {
+      if (value === null || value === undefined || value === '') {
+        continue;
+      }
+      dl.appendChild(h('dt', {}, label));
+      dl.appendChild(h('dd', { 'data-info': key }, String(value)));
+    }
+    return dl;
+  }
+
+  private _frame = 0;
+}
+
+/**
+ * The sidebar panel: toolbar (Add device…, Refresh) and the list.
+ */
+export class DevicesSidebar extends Panel {
+  constructor(options: { model: DevicesModel; commands: CommandRegistry }) {
+    super();
+    this.id = 'jp-remote-device-sidebar';
+    this.addClass('jp-RemoteDevice-sidebar');
+    this.title.icon = boardIcon;
+    this.title.caption = 'Devices';
+    this.title.label = '';
+    const header = new Widget();
+    header.addClass('jp-RemoteDevice-header');
+    header.node.appendChild(h('h2', { class: 'jp-RemoteDevice-title' }, 'Devices'));
+    this.addWidget(header);
+    const toolbar = new Toolbar();
+    toolbar.addClass('jp-RemoteDevice-toolbar');
+    toolbar.addItem(
+      'add',
+      new ToolbarButton({
+        icon: addIcon,
+        label: 'Add device…',
+        tooltip: 'Add a board by its address',
+        onClick: () => void options.commands.execute(CommandIDs.addDevice)
+      })
+    );
+    toolbar.addItem(
+      'refresh',
+      new ToolbarButton({
+        icon: refreshIcon,
+        tooltip: 'Refresh the list of boards',
+        onClick: () => void options.commands.execute(CommandIDs.refresh)
+      })
+    );
+    this.addWidget(toolbar);
+    this.list = new DevicesList(options.model, options.commands);
+    this.addWidget(this.list);
+  }
+
+  readonly list: DevicesList;
+}
