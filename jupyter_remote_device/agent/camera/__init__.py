@@ -261,7 +261,10 @@ class CameraHub(object):
             t0 = time.time()
             try:
                 jpeg = cam.source.encode(frame.image, st.width, st.height, st.quality)
-                enc.data = frame_bytes(frame.seq, frame.captured_at, st.width, st.height, jpeg)
+                ew, eh = st.width, st.height
+                if isinstance(jpeg, tuple):  # a backend that could only encode another size
+                    jpeg, ew, eh = jpeg
+                enc.data = frame_bytes(frame.seq, frame.captured_at, ew, eh, jpeg)
             except Exception as e:
                 enc.error = "%s: %s" % (type(e).__name__, e)
             with cam.cond:
