@@ -129,6 +129,7 @@ def main(argv=None):
     server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
                          authenticator=authenticator, protocol_config=SERVER_CONFIG, logger=log,
                          ipv6=":" in args.host)
+    server._listen()  # listen() before announcing: rpyc's start() would only do it in the thread (race)
     port = server.port
     stop = threading.Event()
 
