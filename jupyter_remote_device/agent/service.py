@@ -169,6 +169,9 @@ class AgentService(rpyc.Service):
     def exposed_fs_manifest(self, path="", with_hash=False):
         return _j(self._board.files.manifest(path, with_hash=bool(with_hash)))
 
+    def exposed_fs_touch(self, path, mtime):
+        return _j(self._board.files.touch(path, mtime))
+
     # -- camera -----------------------------------------------------------
     def _cams(self):
         if self._board.cameras is None:

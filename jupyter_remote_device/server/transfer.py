@@ -44,13 +44,21 @@ class Cancelled(Exception):
 
 # ---------------------------------------------------------------------------- errors
 def _message(e):
-    if isinstance(e, OSError) and e.strerror and e.errno:
-        return str(e.strerror)
-    if isinstance(e, OSError) and len(e.args) == 2 and isinstance(e.args[1], str):
-        return e.args[1]
-    text = str(e) or e.__class__.__name__
-    # rpyc may append a remote traceback section: keep the first paragraph only
-    return text.split("\n\n========= Remote Traceback", 1)[0].strip()
+    """A person's message from an exception, also one rebuilt by rpyc.
+
+    rpyc rebuilds a remote OSError through ``__new__`` + ``args``, so its ``str()``
+    reads "[Errno None] None: None -> None": the text is in ``args``.
+    """
+    args = getattr(e, "args", ())
+    if args:
+        text = args[-1] if isinstance(e, OSError) and len(args) > 1 else args[0]
+        return str(text)
+    return e.__class__.__name__
+
+
+def is_remote(e):
+    """True for an exception raised on the board (rpyc attaches the remote traceback)."""
+    return hasattr(e, "_remote_tb")
 
 
 def is_connection_error(e):
@@ -59,14 +67,33 @@ def is_connection_error(e):
         from rpyc.core.async_ import AsyncResultTimeout
     except ImportError:  # pragma: no cover
         AsyncResultTimeout = EOFError
-    return isinstance(e, (EOFError, ConnectionError, socket.timeout, AsyncResultTimeout))
+    if isinstance(e, AsyncResultTimeout):
+        return True
+    if is_remote(e):
+        return False
+    if isinstance(e, (EOFError, ConnectionError, socket.timeout)):
+        return True
+    return isinstance(e, OSError) and e.errno in _LINK_ERRNOS
+
+
+_LINK_ERRNOS = frozenset(getattr(errno, n) for n in (
+    "EBADF", "ENOTCONN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EPIPE", "ECONNRESET",
+    "ECONNABORTED", "ESHUTDOWN") if hasattr(errno, n))
 
 
 def board_error(e, what="the board"):
     """Map an exception raised by (or on the way to) the board to an ApiError."""
     if isinstance(e, ApiError):
         return e
+    reason = getattr(e, "reason", None)
+    if isinstance(reason, str) and isinstance(getattr(e, "message", None), str):  # client.ConnectError
+        return ApiError(504 if reason == "timeout" else 502, reason, e.message)
     msg = _message(e)
+    if e.__class__.__name__ == "AsyncResultTimeout":
+        return ApiError(504, "timeout", "%s stopped answering during the transfer" % what)
+    if is_connection_error(e):
+        return ApiError(502, "protocol", "the connection to %s was lost during the transfer (%s)"
+                        % (what, msg if msg and msg != "None" else e.__class__.__name__))
     if isinstance(e, PermissionError):
         return outside_root(msg)
     if isinstance(e, FileNotFoundError):
@@ -77,18 +104,11 @@ def board_error(e, what="the board"):
         return bad_request(msg)
     if isinstance(e, OSError) and e.errno == errno.ENOTEMPTY:
         return ApiError(409, "not-empty", msg)
-    reason = getattr(e, "reason", None)
-    if isinstance(reason, str) and getattr(e, "message", None):  # client.ConnectError
-        status = 504 if reason == "timeout" else 502
-        return ApiError(status, reason, e.message)
-    if e.__class__.__name__ == "AsyncResultTimeout":
-        return ApiError(504, "timeout", "%s stopped answering during the transfer" % what)
-    if is_connection_error(e):
-        return ApiError(502, "protocol", "the connection to %s was lost during the transfer (%s)"
-                        % (what, msg or e.__class__.__name__))
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return ApiError(507, "no-space", "%s has no space left: %s" % (what, msg))
-    return ApiError(502, "board-error", "%s failed: %s" % (what, msg))
+    if isinstance(e, OSError):
+        return ApiError(409, "os-error", "%s could not do it: %s" % (what, msg))
+    return ApiError(502, "protocol", "%s reported an error: %s: %s" % (what, e.__class__.__name__, msg))
 
 
 # ---------------------------------------------------------------------------- paths
