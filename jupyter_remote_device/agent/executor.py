@@ -1319,3 +1319,34 @@ def is_complete(code):
 
 def dumps(obj):
     return json.dumps(obj, default=str)
+
+
+# ---------------------------------------------------------------- background mode (stock rpyc classic servers)
+# The kernel sends this module's source to a board that runs a plain rpyc classic
+# server, registers it as sys.modules["jrd_board_executor"] and drives it with
+# ``call_json``: every answer is a JSON string, so no netref crosses the wire.
+
+EXECUTOR = None
+_BACKGROUND = {}
+_API = ("start", "poll", "send_input", "interrupt", "complete", "inspect", "reset", "busy", "forget")
+
+
+def ensure_background():
+    """The process-wide Executor, running on a daemon thread (created once)."""
+    global EXECUTOR
+    if EXECUTOR is None:
+        EXECUTOR = Executor()
+        stop = threading.Event()
+        t = threading.Thread(target=EXECUTOR.run_forever, args=(stop,), name="jrd-executor")
+        t.daemon = True
+        t.start()
+        _BACKGROUND["thread"] = t
+        _BACKGROUND["stop"] = stop
+    return EXECUTOR
+
+
+def call_json(method, *args):
+    if method not in _API:
+        raise ValueError("unknown method %r" % (method,))
+    ex = ensure_background()
+    return json.dumps(getattr(ex, method)(*args), default=str)
