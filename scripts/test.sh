@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run every test: pytest, jest and Galata (Chromium).
+# Usage: bash scripts/test.sh            (from anywhere; needs Python 3.9+, node 18+, npm)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+  if have apt-get && [ "$(id -u)" = 0 ]; then
+    [ -n "${JRD_APT_UPDATED:-}" ] || { apt-get update -qq; JRD_APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "missing $* and cannot apt-get install it here" >&2
+  fi
+}
+
+# System packages: Debian's Chromium for Galata; openssl for the TLS test certificate.
+[ -x /usr/bin/chromium ] || apt_install chromium
+have openssl || apt_install openssl
+have sshd || [ -x /usr/sbin/sshd ] || apt_install openssh-server
+
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+echo "== install (builds the labextension with npm) =="
+python3 -m pip install -q ".[test]"
+
+echo "== jest =="
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm test -- --ci
+
+echo "== pytest =="
+set +e
+python3 -m pytest -p no:cacheprovider -W error::jupyter_server.utils.JupyterServerAuthWarning tests
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then echo "pytest: no tests collected"; rc=0; fi
+[ "$rc" = 0 ] || exit "$rc"
+
+echo "== galata =="
+cd ui-tests
+npm ci --no-audit --no-fund
+npx playwright test
