@@ -269,8 +269,9 @@ def mime_bundle(obj, images=True):
                 meta.update(m)
         except Exception:
             pass
+    pil = _is_pil_image(obj)  # Pillow's own _repr_png_ ignores our size budget
     for name, mime in _REPR_METHODS:
-        if mime in data:
+        if mime in data or (pil and mime.startswith("image/")):
             continue
         fn = getattr(obj, name, None)
         if not callable(fn):
