@@ -214,7 +214,8 @@ class DeviceSession:
         self.manager.pool.submit(_close_quietly, conn)
         camera, self.camera = self.camera, None
         if camera is not None:
-            asyncio.ensure_future(camera.close())
+            # viewers stay open ("reconnecting"); the next CameraStreams adopts them
+            asyncio.ensure_future(camera.close(reconnecting=True))
         self.device.status = "connecting"
         self.device.error = "Connection lost (%s); reconnecting" % why
         self.manager.changed(self.device)
