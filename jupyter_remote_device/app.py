@@ -77,6 +77,8 @@ def demo(argv):
            "--ServerApp.ip=127.0.0.1"]
     if args.no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and fresh VMs run as root
     cmd += [a for a in args.lab_args if a != "--"]
     try:
         return subprocess.call(cmd)
