@@ -13,6 +13,8 @@ import re
 import threading
 
 import rpyc
+import rpyc.utils.factory
+from rpyc.core.service import ClassicClient
 
 from ..agent import client as agent_client
 
@@ -286,7 +288,7 @@ class ClassicBackend(object):
         t = self.target
         try:
             conn = rpyc.utils.factory.connect(
-                t.host, t.port, service=rpyc.ClassicClient,
+                t.host, t.port, service=ClassicClient,
                 config={"sync_request_timeout": 30, "allow_pickle": False,
                         "import_custom_exceptions": False, "instantiate_custom_exceptions": False})
         except Exception as e:
@@ -356,16 +358,58 @@ class ClassicBackend(object):
                     pass
 
 
+def sniff(target, timeout=5.0, greeting_wait=2.0):
+    """What answers on the target? "agent" | "classic" | "silent" (a quiet port).
+
+    The agent greets at once; a stock rpyc classic server either sends an rpyc
+    frame first (some versions) or waits for the client (rpyc 6.0 threaded
+    SlaveService). Raises BoardError when nothing can be reached.
+    """
+    import socket
+    import time
+    from ..agent import auth
+    deadline = time.monotonic() + float(timeout)
+    try:
+        sock = agent_client._dial(target.host, target.port, deadline)
+    except agent_client.ConnectError as e:
+        raise BoardError(e.reason, e.message)
+    try:
+        sock.settimeout(min(greeting_wait, max(0.05, deadline - time.monotonic())))
+        head = b""
+        try:
+            while len(head) < len(auth.MAGIC):
+                b = sock.recv(len(auth.MAGIC) - len(head))
+                if not b:
+                    break
+                head += b
+        except socket.timeout:
+            pass
+        except OSError as e:
+            raise BoardError("protocol", "The connection to %s broke: %s" % (target.address, e))
+        if not head:
+            return "silent"
+        if auth.MAGIC.startswith(head[:len(auth.MAGIC)]) and head[:1] == auth.MAGIC[:1]:
+            return "agent"
+        if agent_client.looks_like_rpyc_frame(head):
+            return "classic"
+        raise BoardError("not-an-agent", "Something else answers on %s: neither a jupyter-remote-device agent "
+                         "nor an rpyc classic server" % target.address)
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
 def open_backend(target, timeout=5.0):
     """Connect to an agent, or to a stock rpyc classic server when that is what answers."""
-    try:
+    kind = sniff(target, timeout=timeout)
+    if kind == "agent":
         return AgentBackend(target, timeout=timeout)
-    except BoardError as e:
-        # a stock rpyc classic server speaks first (rpyc 6); older ones stay silent
-        if not (e.reason == "not-an-agent" or (e.reason == "timeout" and target.port == CLASSIC_PORT)):
-            raise
-        first = e
     try:
         return ClassicBackend(target, timeout=timeout)
-    except BoardError:
-        raise first
+    except BoardError as e:
+        if kind == "silent":
+            raise BoardError("timeout", "%s accepted the connection but said nothing: it is neither a "
+                             "jupyter-remote-device agent nor an rpyc classic server (%s)" % (target.address, e.message))
+        raise

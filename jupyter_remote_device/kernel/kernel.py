@@ -341,6 +341,7 @@ class RemoteDeviceKernel(Kernel):
                          *, cell_meta=None, cell_id=None):
         self._install_sigint()
         self._interrupted.clear()
+        self._allow_stdin = bool(allow_stdin)
         try:
             rest = self._run_magics(code, silent)
             if not rest.strip():
