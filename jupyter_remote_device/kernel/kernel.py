@@ -369,6 +369,11 @@ class RemoteDeviceKernel(Kernel):
                 return self._run_remote(backend, code, silent, allow_stdin, retry=False)
             return self._lost_reply(e)
         self._current_exec = exec_id
+        if self._interrupted.is_set():  # the interrupt came while the cell was being sent
+            try:
+                backend.interrupt(exec_id)
+            except Exception:
+                pass
         status = "ok"
         error = None
         try:
