@@ -546,6 +546,8 @@ class CameraStreams(object):
             "streams": [{"camera_id": st.camera_id, "settings": dict(st.settings), "state": st.state,
                          "viewers": len(st.viewers), "frames": st.frames, "skipped": st.skipped,
                          "source_fps": round(st.source_fps(), 2)} for st in self._streams.values()],
+            "viewer_list": [{"camera_id": v.camera_id, "state": v.state, "sent": v.sent, "dropped": v.dropped,
+                             "settings": dict(v.settings)} for v in self._viewers if not v.closed],
         }
 
     # -- internals (loop thread) -----------------------------------------------
