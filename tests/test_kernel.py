@@ -300,8 +300,8 @@ def test_camera_magic_emits_camera_bundle(kernel):
     data = of_type(msgs, "display_data")[0]["data"]
     spec = data[CAMERA_MIME]
     assert spec["width"] == 320 and spec["height"] == 240 and spec["port"]
-    if "image/jpeg" in data:
-        assert len(base64.b64decode(data["image/jpeg"])) <= 50 * 1000
+    jpeg = base64.b64decode(data["image/jpeg"])    # a still from the agent's (synthetic) camera
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 50 * 1000
 
 
 def test_restart_resets_namespace(env, agent):

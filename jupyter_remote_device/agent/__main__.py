@@ -123,6 +123,7 @@ def main(argv=None):
     files = FileStore(root, log=log)
     executor = Executor(log=log)
     cameras = make_cameras(args.camera, log)
+    executor.use_cameras(cameras)  # show_camera() stills
     board = Board(files, executor, cameras, log=log)
 
     authenticator = auth.AgentAuthenticator(token, __version__, ssl_context=ssl_context, log=log)

@@ -490,6 +490,16 @@ class Executor(object):
         self._saved_streams = None
         self._install_maix_hook()
 
+    def use_cameras(self, hub):
+        """Let show_camera() put a real still from the board's first camera in the cell."""
+        if hub is None:
+            return
+
+        def snapshot(width, height):
+            return _hub_snapshot(hub, width, height)
+
+        self.snapshot = snapshot
+
     # ------------------------------------------------------------ public API
     def start(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False):
         if not isinstance(code, str):
@@ -1054,6 +1064,33 @@ def _live_image_bundle(obj):
         return ({mime: base64.b64encode(raw).decode("ascii"),
                  "text/plain": "<image %dx%d>" % (w, h)}, {mime: {"width": w, "height": h}})
     return mime_bundle(obj)
+
+
+def _hub_snapshot(hub, width, height, timeout=3.0):
+    """One JPEG (<= ~50 KB) from a CameraHub's first camera, or None."""
+    cams = hub.list()
+    if not cams:
+        return None
+    sid = hub.open_stream(cams[0]["id"], width, height, 70, 0)
+    try:
+        frame = hub.next_frame(sid, -1, timeout)
+    finally:
+        try:
+            hub.close_stream(sid)
+        except Exception:
+            pass
+    if not frame:
+        return None
+    hlen = struct.unpack(">I", frame[:4])[0]
+    jpeg = bytes(frame[4 + hlen:])
+    if len(jpeg) > MAX_IMAGE_BYTES:
+        Image = _pil()
+        if Image is not None:
+            try:
+                jpeg = encode_image(Image.open(io.BytesIO(jpeg)), prefer="jpeg", quality=60)[1]
+            except Exception:
+                pass
+    return jpeg
 
 
 def _placeholder_jpeg(width, height, text):

@@ -112,7 +112,8 @@ def split_host_port(text, default_port):
 class Target(object):
     """Where to connect: host, port, token, and the saved board's id/name if known."""
 
-    def __init__(self, host, port, token=None, name=None, device_id=None):
+    def __init__(self, host, port, token=None, name=None, device_id=None, tls=False):
+        self.tls = bool(tls)
         self.host = host
         self.port = int(port)
         self.token = token
@@ -137,7 +138,7 @@ class Target(object):
 
 def target_from_device(d):
     return Target(d["host"], int(d.get("port") or AGENT_PORT), token=d.get("token") or None,
-                  name=d.get("name") or None, device_id=d.get("id"))
+                  name=d.get("name") or None, device_id=d.get("id"), tls=bool(d.get("tls")))
 
 
 def with_saved_token(target):
@@ -148,6 +149,7 @@ def with_saved_token(target):
             target.token = d.get("token")
         target.name = target.name or d.get("name")
         target.device_id = target.device_id or d.get("id")
+        target.tls = target.tls or bool(d.get("tls"))
     return target
 
 
@@ -178,7 +180,7 @@ class AgentBackend(object):
     def _dial(self):
         t = self.target
         try:
-            return agent_client.connect(t.host, t.port, token=t.token, timeout=self.timeout)
+            return agent_client.connect(t.host, t.port, token=t.token, timeout=self.timeout, tls=t.tls)
         except agent_client.ConnectError as e:
             raise BoardError(e.reason, e.message)
 

@@ -29,7 +29,8 @@ POLL_WAIT = 0.5
 MAGICS = ("%connect", "%disconnect", "%devices", "%camera")
 HELP = """\
 This kernel runs Python on a board (jupyter-remote-device).
-  %connect HOST[:PORT] [--token T]   connect to an agent (port 18861 when none is given)
+  %connect HOST[:PORT] [--token T] [--tls]
+                                     connect to an agent (port 18861 when none is given)
   %connect NAME                      a board the Jupyter server knows (its saved boards)
   $connect("ip[:port]")              rpyc_ikernel's form (port 18812 when none is given)
   %connect                           show the current board
@@ -255,6 +256,7 @@ class RemoteDeviceKernel(Kernel):
         except ValueError as e:
             raise _MagicError("UsageError", "%%connect: %s" % e)
         token = None
+        tls = False
         positional = []
         j = 0
         while j < len(args):
@@ -267,6 +269,8 @@ class RemoteDeviceKernel(Kernel):
                 continue
             if a.startswith("--token="):
                 token = a.split("=", 1)[1]
+            elif a == "--tls":
+                tls = True
             elif a.startswith("-"):
                 raise _MagicError("UsageError", "%%connect: unknown option %s. Usage: %%connect HOST[:PORT] "
                                                 "[--token T] or %%connect NAME" % a)
@@ -291,6 +295,8 @@ class RemoteDeviceKernel(Kernel):
             target = boards.with_saved_token(Target(host, port))
         if token is not None:
             target.token = token
+        if tls:
+            target.tls = True
         self._connect(target, announce=True)
 
     def _magic_dollar_connect(self, s):
