@@ -370,7 +370,12 @@ class Job(object):
 
 
 class TransferManager(object):
-    """Runs push / sync jobs, one worker thread and one board connection per job."""
+    """Runs push / sync jobs, one worker thread and one board connection per job.
+
+    ``emit(message)`` receives ``{"type": "job", "job": Job}`` (the events WS
+    message of DESIGN.md), always on the event loop thread, at most ~10 times a
+    second per job plus every state change.
+    """
 
     def __init__(self, root_dir, emit=None, log=None, ignore=DEFAULT_IGNORE):
         self.root_dir = os.path.realpath(os.path.abspath(os.path.expanduser(root_dir)))
@@ -400,7 +405,7 @@ class TransferManager(object):
 
     def _deliver(self, snapshot):
         try:
-            self._emit_cb(snapshot)
+            self._emit_cb({"type": "job", "job": snapshot})
         except Exception:  # a broken listener must not break the job
             if self.log:
                 self.log.exception("job event listener failed")
