@@ -281,10 +281,10 @@ class DeviceManager(LoggingConfigurable):
                                   user=os.environ.get("JUPYTERHUB_USER") or os.environ.get("USER"))
         except client.ConnectError as e:
             if e.kind == "classic":
+                # a stock rpyc classic server (MaixPy3's 18812): drive it with the agent code sent over
                 device.kind = "classic"
-                raise ApiError(502, "not-an-agent", "%s:%d runs a stock rpyc classic server (port 18812 is "
-                               "MaixPy3's), not the jupyter-remote-device agent. Start the agent on the board: "
-                               "python -m jupyter_remote_device.agent" % (device.host, device.port))
+                from .classic import connect_classic
+                return connect_classic(ip, device.port, timeout=timeout or self.connect_timeout)
             raise connect_error_to_api(e)
 
     async def run(self, fn, *args):

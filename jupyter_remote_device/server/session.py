@@ -106,7 +106,7 @@ class DeviceSession:
         self.conn, self.root = conn, root
         self.connected_at = time.time()
         self.device.info = info
-        self.device.kind = "agent"
+        self.device.kind = getattr(conn, "jrd_kind", "agent")  # "classic": server/classic.py
         self.device.error = None
         self.device.status = "connected"
         self.camera = self._make_camera()
