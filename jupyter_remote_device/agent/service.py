@@ -19,7 +19,7 @@ import rpyc
 from . import __version__, sysinfo
 
 PROTOCOL = 1
-FEATURES = ("info", "exec", "files", "camera")
+FEATURES = ("info", "exec", "files", "camera", "claim")
 
 
 def _j(obj):
@@ -37,6 +37,33 @@ class Board(object):
         self.started = time.time()
         self.lock = threading.Lock()
         self.connections = 0
+        # who holds the board: {"user", "session_id", "since"} plus the holding connection's
+        # service (not exposed). Claiming never steals silently: take_over must be explicit.
+        self.holder = None
+        self._holder_owner = None
+
+    def claim(self, owner, user, session_id, take_over):
+        with self.lock:
+            held = self.holder
+            if held is not None and held["session_id"] != session_id and not take_over:
+                return {"ok": False, "holder": dict(held)}
+            previous = held if held is not None and held["session_id"] != session_id else None
+            if held is None or held["session_id"] != session_id:
+                self.holder = {"user": user, "session_id": session_id, "since": time.time()}
+            self._holder_owner = owner
+            if previous is not None and self.log:
+                self.log.warning("board taken over by %r from %r", user, previous.get("user"))
+            return {"ok": True, "holder": dict(self.holder), "previous": previous}
+
+    def release(self, owner, session_id=None):
+        with self.lock:
+            if self.holder is None:
+                return False
+            if (session_id is not None and self.holder["session_id"] == session_id) or \
+                    (session_id is None and self._holder_owner is owner):
+                self.holder, self._holder_owner = None, None
+                return True
+            return False
 
     def info(self):
         try:
@@ -46,6 +73,7 @@ class Board(object):
         data = sysinfo.info(__version__, cams)
         data["agent_started"] = self.started
         data["connections"] = self.connections
+        data["holder"] = dict(self.holder) if self.holder is not None else None
         return data
 
 
@@ -68,6 +96,7 @@ class AgentService(rpyc.Service):
     def on_disconnect(self, conn):
         with self._board.lock:
             self._board.connections -= 1
+        self._board.release(self)  # a holder whose connection is gone holds nothing
         with self._lock:
             streams, self._streams = self._streams, set()
             handles, self._handles = self._handles, set()
@@ -91,6 +120,18 @@ class AgentService(rpyc.Service):
 
     def exposed_info(self):
         return _j(self._board.info())
+
+    # -- who holds the board (several Jupyter users/servers may share it) -----
+    def exposed_claim(self, user=None, session_id="", take_over=False):
+        """Hold the board for a session. JSON {"ok", "holder", "previous"?}: ok false when another
+        live session holds it and take_over is not set (nothing changes then)."""
+        if user is None and self._credentials:
+            user = self._credentials.get("user")
+        user = None if user is None else str(user)[:200]
+        return _j(self._board.claim(self, user, str(session_id)[:200], bool(take_over)))
+
+    def exposed_release(self, session_id):
+        return bool(self._board.release(self, str(session_id)))
 
     # -- exec -------------------------------------------------------------
     def exposed_exec_start(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False):
@@ -171,6 +212,11 @@ class AgentService(rpyc.Service):
 
     def exposed_fs_touch(self, path, mtime):
         return _j(self._board.files.touch(path, mtime))
+
+    def exposed_fs_put(self, path, data, mtime=None, sha256=None):
+        if not isinstance(data, bytes):
+            raise TypeError("data must be bytes")
+        return _j(self._board.files.put(path, data, mtime, sha256))
 
     # -- camera -----------------------------------------------------------
     def _cams(self):
