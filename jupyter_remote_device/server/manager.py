@@ -105,6 +105,18 @@ class DeviceManager(LoggingConfigurable):
     reconnect_max_delay = Float(10.0, help="Cap of the reconnect backoff, in seconds.").tag(config=True)
     max_body_size = Int(1 << 20, help="Largest JSON request body, in bytes.").tag(config=True)
     devices_file = Unicode(help="Where manually added boards are saved (mode 0600).").tag(config=True)
+    user_name = Unicode(help="Who this server is, as shown to other users of a shared board "
+                        "(default: $JUPYTERHUB_USER or $USER).").tag(config=True)
+
+    @default("user_name")
+    def _user_name_default(self):
+        import getpass
+
+        try:
+            fallback = getpass.getuser()
+        except Exception:
+            fallback = "unknown"
+        return os.environ.get("JUPYTERHUB_USER") or os.environ.get("USER") or fallback
 
     @default("devices_file")
     def _devices_file_default(self):
@@ -278,7 +290,7 @@ class DeviceManager(LoggingConfigurable):
         try:
             return client.connect(ip, device.port, token=device.token,
                                   timeout=timeout or self.connect_timeout, tls=device.tls,
-                                  user=os.environ.get("JUPYTERHUB_USER") or os.environ.get("USER"))
+                                  user=self.user_name)
         except client.ConnectError as e:
             if e.kind == "classic":
                 # a stock rpyc classic server (MaixPy3's 18812): drive it with the agent code sent over
@@ -336,7 +348,7 @@ class DeviceManager(LoggingConfigurable):
                     await self.refresh_status(dev)
 
     # -- sessions ------------------------------------------------------------
-    async def open_session(self, device_id, token=None):
+    async def open_session(self, device_id, token=None, take_over=False):
         dev = self.get(device_id)
         if token is not None:
             if not isinstance(token, str) or len(token) > 1024:
@@ -354,7 +366,7 @@ class DeviceManager(LoggingConfigurable):
         dev.status, dev.error = "connecting", None
         self.changed(dev)
         try:
-            await sess.open()
+            await sess.open(take_over=take_over)
         except ApiError as e:
             if self.sessions.get(device_id) is sess:
                 del self.sessions[device_id]
@@ -374,6 +386,16 @@ class DeviceManager(LoggingConfigurable):
             dev.status, dev.error = "online", None
             self.changed(dev)
             self._spawn(self.refresh_status(dev))
+
+    async def session_ended(self, sess, why):
+        """A session ended on the board's side (taken over): drop it, show why, keep the device."""
+        if self.sessions.get(sess.device_id) is sess:
+            del self.sessions[sess.device_id]
+        await sess.close()
+        dev = self.devices.get(sess.device_id)
+        if dev is not None:
+            dev.status, dev.error = "error", why
+            self.changed(dev)
 
     def require_session(self, device_id):
         dev = self.get(device_id)

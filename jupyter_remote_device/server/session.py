@@ -8,6 +8,7 @@ connection is served by one agent thread, one call at a time.
 import asyncio
 import json
 import time
+import uuid
 
 import rpyc
 from rpyc.core.async_ import AsyncResultTimeout
@@ -73,6 +74,7 @@ class DeviceSession:
         self._hb_task = None
         self._reconnect_task = None
         self.connected_at = None
+        self.session_id = uuid.uuid4().hex  # this session's claim on the board (see _claim)
 
     @property
     def device_id(self):
@@ -87,20 +89,40 @@ class DeviceSession:
         """BLOCKING: a new authenticated connection to this board (for worker threads)."""
         return self.manager.dial(self.device)
 
-    def _open_blocking(self):
+    def _claim(self, root, take_over):
+        """BLOCKING: hold the board for this session; 409 in-use when another session holds it."""
+        try:
+            claim = root.claim
+        except AttributeError:  # an agent without the holder concept
+            return
+        reply = json.loads(claim(self.manager.user_name, self.session_id, bool(take_over)))
+        if not reply.get("ok"):
+            holder = reply.get("holder") or {}
+            raise ApiError(409, "in-use", "%s is in use by %s (since %s). Take it over explicitly with "
+                           "POST devices/%s/session {\"take_over\": true}" % (
+                               self.device.name, holder.get("user") or "another user",
+                               time.strftime("%H:%M:%S", time.localtime(holder.get("since") or 0)),
+                               self.device.id))
+
+    def _open_blocking(self, take_over=False):
         conn = self.connect_new()
         try:
             root = conn.root
+            self._claim(root, take_over)
             info = json.loads(root.info())
         except BaseException:
             conn.close()
             raise
         return conn, root, info
 
-    async def open(self):
-        """Connect (raises ApiError); then heartbeat in the background."""
-        conn, root, info = await self.manager.run_with_timeout(self._open_blocking)
+    async def open(self, take_over=False):
+        """Connect and claim the board (raises ApiError); then heartbeat in the background."""
+        conn, root, info = await self.manager.run_with_timeout(self._open_blocking, take_over)
         self._attach(conn, root, info)
+
+    def _taken_over(self, info):
+        holder = info.get("holder") if isinstance(info, dict) else None
+        return bool(holder) and holder.get("session_id") not in (None, self.session_id)
 
     def _attach(self, conn, root, info):
         self.conn, self.root = conn, root
@@ -200,10 +222,20 @@ class DeviceSession:
             if self.closed:
                 return
             try:
-                self.device.info = json.loads(raw)
+                info = json.loads(raw)
             except ValueError:
                 continue
+            self.device.info = info
+            if self._taken_over(info):
+                self._evicted(info["holder"])
+                return
             self.manager.changed(self.device)
+
+    def _evicted(self, holder):
+        """Another session took the board over: stop, say who, do not reconnect."""
+        self.log.warning("remote-device %s: taken over by %s", self.device.name, holder.get("user"))
+        asyncio.ensure_future(self.manager.session_ended(
+            self, "Taken over by %s; open the session again to take it back" % (holder.get("user") or "another user")))
 
     def _lost(self, why):
         """The control connection is gone: tell everyone, then reconnect with backoff."""
@@ -231,6 +263,9 @@ class DeviceSession:
             try:
                 conn, root, info = await self.manager.run_with_timeout(self._open_blocking)
             except ApiError as e:
+                if e.reason == "in-use":  # someone else holds it now: never steal it back silently
+                    asyncio.ensure_future(self.manager.session_ended(self, e.message))
+                    return
                 self.device.error = "Connection lost; retrying (%s)" % e.message
                 self.manager.changed(self.device)
                 delay = min(delay * 2, self.manager.reconnect_max_delay)
