@@ -365,3 +365,17 @@ def test_mkdir_rename_touch_manifest(agent, conn):
     assert json.loads(conn.root.fs_manifest("nothing/here", False))["exists"] is False
     with raises(ValueError, match="into itself"):
         conn.root.fs_rename("m2", "m2/o/inner")
+
+
+def test_put_whole_small_file(agent, conn):
+    import json
+    data = os.urandom(70000)
+    res = json.loads(conn.root.fs_put("small/p.bin", data, 1500.0, hashlib.sha256(data).hexdigest()))
+    assert res["size"] == len(data) and res["sha256"] == hashlib.sha256(data).hexdigest()
+    assert os.stat(os.path.join(agent.root, "small", "p.bin")).st_mtime == 1500.0
+    with raises(ValueError, match="sha256 mismatch"):
+        conn.root.fs_put("small/q.bin", data, None, "0" * 64)
+    assert not os.path.exists(os.path.join(agent.root, "small", "q.bin"))
+    with raises(PermissionError, match="outside the device root"):
+        conn.root.fs_put("../q.bin", data, None, None)
+    assert temps(agent.root) == []

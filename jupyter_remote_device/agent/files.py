@@ -434,6 +434,18 @@ class FileStore(object):
         except OSError:
             pass
 
+    def put(self, path, data, mtime=None, sha256=None):
+        """A whole small file in one call (open + write + verified close)."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise ValueError("data must be bytes")
+        handle = self.write_open(path, len(data), mtime)
+        try:
+            self.write_chunk(handle, data, 0)
+        except BaseException:
+            self.write_abort(handle)
+            raise
+        return self.write_close(handle, sha256)
+
     def write_abort(self, handle):
         with self._lock:
             w = self._writes.pop(handle, None) if isinstance(handle, str) else None
