@@ -424,3 +424,24 @@ def test_stock_rpyc_classic_server(env, classic_server):
         assert k.run("q")[0]["status"] == "ok"
     finally:
         k.close()
+
+
+def test_two_kernels_share_the_board_in_turn(kernel, agent):
+    """One interpreter on the board: a second kernel's cell waits (and says so), namespaces stay apart."""
+    other = Kernel()
+    try:
+        other.connect(agent)
+        kernel.run("mine = 'first kernel'")
+        msg_id = kernel.kc.execute("import time\ntime.sleep(2.5)")
+        time.sleep(0.3)
+        t0 = time.time()
+        reply, msgs = other.run("print('second')\n'mine' in globals()")
+        assert reply["status"] == "ok", reply
+        assert time.time() - t0 > 1.5                    # it ran after the first kernel's cell
+        assert "waiting" in texts(msgs, "stderr")
+        assert texts(msgs) == "second\n"
+        assert of_type(msgs, "execute_result")[0]["data"]["text/plain"] == "False"
+        r = kernel.kc.get_shell_msg(timeout=TIMEOUT)
+        assert r["parent_header"]["msg_id"] == msg_id and r["content"]["status"] == "ok"
+    finally:
+        other.close()

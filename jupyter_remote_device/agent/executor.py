@@ -42,7 +42,6 @@ written straight to file descriptors (``os.system``, C libraries) is not capture
 
 import ast
 import base64
-import codeop
 import collections
 import io
 import itertools
@@ -51,7 +50,6 @@ import keyword
 import linecache
 import logging
 import os
-import pprint
 import re
 import signal
 import socket
@@ -61,7 +59,6 @@ import threading
 import time
 import traceback
 import types
-import uuid
 import zlib
 
 try:  # the builtins module (a dict when this source is exec'd elsewhere)
@@ -231,6 +228,7 @@ def _text_repr(obj):
         return "<%s object (repr failed: %s)>" % (type(obj).__name__, e)
     if len(r) > 79 and type(obj) in (dict, list, tuple, set, frozenset) and len(r) < 200000:
         try:
+            import pprint  # lazily: it pulls in dataclasses
             r = pprint.pformat(obj, width=79)
         except Exception:
             pass
@@ -507,7 +505,7 @@ class Executor(object):
         if mode not in ("cell", "exec", "eval"):
             raise ValueError("mode must be 'cell', 'exec' or 'eval', not %r" % (mode,))
         ns = str(ns or "rest")
-        exec_id = uuid.uuid4().hex[:16]
+        exec_id = os.urandom(8).hex()
         rec = _Exec(exec_id, code, ns, mode, bool(silent), bool(allow_stdin))
         with self._lock:
             self._expire()
@@ -873,7 +871,7 @@ class Executor(object):
         if kw:
             raise TypeError("display() got unexpected keyword arguments: %s" % ", ".join(sorted(kw)))
         if display_id is True:
-            display_id = uuid.uuid4().hex
+            display_id = os.urandom(16).hex()
         rec = self._target()
         for obj in objs:
             if raw and isinstance(obj, dict):
@@ -1340,6 +1338,7 @@ def _describe(name, obj, detail_level=0):
 
 def is_complete(code):
     """'complete' | 'incomplete' | 'invalid' (+ indent) like IPython, using codeop."""
+    import codeop
     try:
         r = codeop.compile_command(code, "<input>", "exec")
     except (SyntaxError, OverflowError, ValueError):

@@ -246,12 +246,15 @@ class AgentBackend(object):
 
 
 def _executor_source():
+    """(module name, source): the name carries a hash so a newer kernel never reuses an old copy."""
+    import hashlib
     from ..agent import executor
     path = executor.__file__
     if path.endswith((".pyc", ".pyo")):
         path = path[:-1]
     with open(path, "r", encoding="utf-8") as f:
-        return f.read()
+        src = f.read()
+    return "%s_%s" % (REMOTE_MODULE, hashlib.sha256(src.encode("utf-8")).hexdigest()[:10]), src
 
 
 _BOOT = r'''
@@ -274,9 +277,10 @@ class ClassicBackend(object):
         self.target = target
         self.timeout = timeout
         self.conn = self._dial()
+        self.module, src = _executor_source()
         try:
-            self.conn.execute(_BOOT % {"name": REMOTE_MODULE, "src": _executor_source()})
-            self._api = self.conn.modules[REMOTE_MODULE].call_json
+            self.conn.execute(_BOOT % {"name": self.module, "src": src})
+            self._api = self.conn.modules[self.module].call_json
         except Exception as e:
             self.close()
             raise BoardError("protocol", "%s runs an rpyc classic server, but setting up the executor "
@@ -327,7 +331,7 @@ class ClassicBackend(object):
             if self._ctl_api is None:
                 try:
                     self._ctl = self._dial()
-                    self._ctl_api = self._ctl.modules[REMOTE_MODULE].call_json
+                    self._ctl_api = self._ctl.modules[self.module].call_json
                 except Exception:
                     self._ctl_api = self._api
         return bool(json.loads(self._ctl_api("interrupt", exec_id)))

@@ -63,7 +63,6 @@ class RemoteDeviceKernel(Kernel):
         "nbconvert_exporter": "python",
     }
     banner = "Python on a remote device (jupyter-remote-device). %connect HOST[:PORT] or %connect NAME to pick a board."
-    help_links = [{"text": "jupyter-remote-device", "url": "https://github.com/"}]
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -382,6 +381,8 @@ class RemoteDeviceKernel(Kernel):
                 pass
         status = "ok"
         error = None
+        queued_since = time.monotonic()
+        told_queued = False
         try:
             while True:
                 try:
@@ -389,6 +390,11 @@ class RemoteDeviceKernel(Kernel):
                 except KeyboardInterrupt:
                     self._interrupt_remote()
                     continue
+                if r.get("status") == "queued" and not told_queued and not silent and \
+                        time.monotonic() - queued_since > 1.0:
+                    told_queued = True
+                    self._stream("stderr", "[waiting: the board is running code for another client; this "
+                                           "cell starts when that finishes (interrupt to cancel)]\n")
                 for ev in r.get("events", ()):
                     if ev.get("type") == "input_request":
                         value = self._ask_input(ev.get("prompt", ""), bool(ev.get("password")))
