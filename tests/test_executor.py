@@ -171,6 +171,15 @@ def test_input_request_and_no_stdin():
         ex.send_input(eid, "bob")
         ev, st = collect(ex, eid)
         assert st == "ok" and stdout_of(ev) == "hi bob\n"
+        eid = ex.start("import getpass\npw = getpass.getpass()\nlen(pw)", allow_stdin=True)
+        deadline = time.time() + 5
+        req = []
+        while not req and time.time() < deadline:
+            req = of_type(ex.poll(eid, 0.2)["events"], "input_request")
+        assert req and req[0]["password"] is True
+        ex.send_input(eid, "s3cret")
+        ev, st = collect(ex, eid)
+        assert of_type(ev, "result")[0]["data"]["text/plain"] == "6"
         ev, st = run(ex, "input('x')")
         assert st == "error" and of_type(ev, "error")[0]["ename"] == "StdinNotImplementedError"
         # an interrupt ends an input() wait

@@ -94,9 +94,14 @@ def agent(env):
 
 
 class Kernel(object):
-    def __init__(self):
+    def __init__(self, env=None):
         self.km = KernelManager(kernel_name="remote-device")
-        self.km.start_kernel()
+        if env:
+            full = dict(os.environ)
+            full.update(env)
+            self.km.start_kernel(env=full)
+        else:
+            self.km.start_kernel()
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=TIMEOUT)
@@ -445,3 +450,14 @@ def test_two_kernels_share_the_board_in_turn(kernel, agent):
         assert r["parent_header"]["msg_id"] == msg_id and r["content"]["status"] == "ok"
     finally:
         other.close()
+
+
+def test_environment_preselects_the_board(env, agent):
+    k = Kernel(env={"JRD_DEVICE_HOST": "127.0.0.1", "JRD_DEVICE_PORT": str(agent["port"]),
+                    "JRD_DEVICE_TOKEN": agent["token"]})
+    try:
+        reply, msgs = k.run("print('preselected')")
+        assert reply["status"] == "ok", reply
+        assert texts(msgs) == "preselected\n"
+    finally:
+        k.close()

@@ -646,6 +646,7 @@ class Executor(object):
         self._main_mode = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill")
         previous = None
         self._install_streams()
+        self._install_getpass()
         if self._main_mode:
             previous = signal.signal(signal.SIGINT, self._on_sigint)
         else:
@@ -1012,6 +1013,29 @@ class Executor(object):
                 continue
             self._saved_streams.setdefault(name, cur)
             setattr(sys, name, _StreamProxy(name, cur, self))
+
+    def _install_getpass(self):
+        """getpass.getpass() in running code asks the client (a password input request)."""
+        try:
+            import getpass
+        except Exception:  # pragma: no cover
+            return
+        if getattr(getpass.getpass, "_jrd_wrapped", False):
+            getpass.getpass._jrd_executor[0] = self
+            return
+        orig = getpass.getpass
+        holder = [self]
+
+        def wrapped(prompt="Password: ", stream=None):
+            ex = holder[0]
+            if ex is not None and ex._current is not None and threading.get_ident() == ex._exec_ident:
+                return ex._input(prompt, password=True)
+            return orig(prompt, stream)
+
+        wrapped._jrd_wrapped = True
+        wrapped._jrd_executor = holder
+        wrapped.__wrapped__ = orig
+        getpass.getpass = wrapped
 
     def _restore_streams(self):
         for name in ("stdout", "stderr"):
