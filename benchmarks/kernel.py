@@ -7,6 +7,8 @@ and a local ipykernel for comparison. Prints one JSON document:
   kernels, and the ratio (target: remote <= 1.5x local).
 * ``prints``: wall time of ``for i in range(10000): print(i)`` until every line
   arrived (both kernels).
+* ``classic``: the same trivial-cell round trip against a stock rpyc classic server
+  (the kernel's fallback for MaixPy3 boards), for reference.
 * ``interrupt``: latency from the interrupt request to the execute reply, over N
   tries alternating ``time.sleep`` and a busy loop (target: <= 1 s in N/N).
 """
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,6 +104,32 @@ def interrupts(km, kc, n):
             "within_1s": sum(1 for x in lat if x <= 1.0)}
 
 
+CLASSIC_SERVER = """
+from rpyc.utils.server import ThreadedServer
+from rpyc.core import SlaveService
+s = ThreadedServer(SlaveService, hostname="127.0.0.1", port=0, auto_register=False)
+print("PORT", s.port, flush=True)
+s.start()
+"""
+
+
+def classic_round_trip(n):
+    proc = subprocess.Popen([sys.executable, "-c", CLASSIC_SERVER], stdout=subprocess.PIPE, text=True)
+    km = kc = None
+    try:
+        port = int(proc.stdout.readline().split()[1])
+        km, kc = start("remote-device")
+        reply, _ = run(kc, '$connect("127.0.0.1:%d")' % port)
+        assert reply["status"] == "ok", reply
+        return round_trip(kc, n)
+    finally:
+        if kc is not None:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        proc.terminate()
+        proc.wait(10)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=200)
@@ -130,6 +159,7 @@ def main(argv=None):
         result["prints_10000"] = {"local_ipykernel": prints(kc_l), "remote_device": prints(kc_r)}
         result["interrupt"] = interrupts(km_r, kc_r, args.interrupts)
         result["interrupt"]["target_s"] = 1.0
+        result["classic_round_trip"] = classic_round_trip(min(args.rounds, 100))
     finally:
         for km, kc in kms:
             kc.stop_channels()
