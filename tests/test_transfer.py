@@ -395,3 +395,27 @@ async def test_transfer_manager_direct(agent, jp_root_dir):
     out = await download(Session(), "direct/d.bin", chunks.append, flush)
     assert out["size"] == len(data) and b"".join(chunks) == data
     assert max(len(c) for c in chunks) <= MiB
+
+
+async def test_cancel_while_board_is_frozen(api, agent, connected, jp_root_dir, jp_serverapp):
+    """A board that stops answering (SIGSTOP) cannot keep a cancelled job's worker waiting."""
+    import signal
+    did = await connected()
+    sparse(os.path.join(str(jp_root_dir), "huge.bin"), 2048 * MiB)
+    code, job = await api("POST", "devices/%s/push" % did, {"source": "huge.bin", "dest": "frozen.bin"})
+    assert code == 202
+    job = await wait_job(api, job["id"], until=lambda j: j["bytes_done"] > 0 or j["state"] != "running")
+    assert job["state"] == "running"
+    agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        code, _ = await api("DELETE", "jobs/" + job["id"])
+        assert code == 204
+        tm = jp_serverapp.web_app.settings["jrd_manager"].transfers
+        worker = tm._jobs[job["id"]].thread
+        assert await wait_for(lambda: not worker.is_alive(), timeout=10)
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
+    assert await wait_for(lambda: temps(agent.root) == [], timeout=10), temps(agent.root)
+    assert not os.path.exists(os.path.join(agent.root, "frozen.bin"))
+    code, job = await api("GET", "jobs/" + job["id"])
+    assert job["state"] == "cancelled"

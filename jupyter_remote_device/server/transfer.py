@@ -31,6 +31,7 @@ from .errors import ApiError, bad_request, not_found, outside_root
 CHUNK = 1 << 20            # bytes per fs_write_chunk / fs_read call
 IN_FLIGHT = 4              # pipelined calls per connection
 CHUNK_TIMEOUT = 120.0      # a single call that takes longer means the board is stuck
+CANCEL_GRACE = 2.0         # after cancel, close the job's connection if the worker is still waiting
 EMIT_INTERVAL = 0.1        # progress events at most 10x/s per job
 MAX_FINISHED_JOBS = 200
 MTIME_TOLERANCE = 0.001    # seconds; beyond it sync compares sha256
@@ -49,6 +50,8 @@ def _message(e):
     rpyc rebuilds a remote OSError through ``__new__`` + ``args``, so its ``str()``
     reads "[Errno None] None: None -> None": the text is in ``args``.
     """
+    if isinstance(e, OSError) and not is_remote(e) and e.strerror and e.filename:
+        return "%s: %s" % (e.strerror, e.filename)
     args = getattr(e, "args", ())
     if args:
         text = args[-1] if isinstance(e, OSError) and len(args) > 1 else args[0]
@@ -254,6 +257,14 @@ class _Board(object):
     def close(self):
         try:
             self.conn.close()
+        except Exception:
+            pass
+
+    def sever(self):
+        """Cut the link under a worker blocked in send/recv (conn.close() itself would
+        block writing its goodbye to a board that stopped reading)."""
+        try:
+            self.conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
         except Exception:
             pass
 
@@ -492,7 +503,19 @@ class TransferManager(object):
                 job.error = "cancelled"
                 job.finished = time.time()
         self._emit(job, force=True)
+        if job.thread is not None and job.thread.is_alive():
+            # a board that stopped answering would keep the worker in a wait: close its
+            # connection if the worker has not stopped by itself shortly (the agent then
+            # aborts the write on disconnect)
+            t = threading.Timer(CANCEL_GRACE, self._force_stop, args=(job,))
+            t.daemon = True
+            t.start()
         return job.to_dict()
+
+    def _force_stop(self, job):
+        board = job.board
+        if board is not None and job.thread is not None and job.thread.is_alive():
+            board.sever()
 
     def wait(self, job_id, timeout=None):
         """Block until the job's thread has finished (for tests and shutdown; not on the loop)."""
