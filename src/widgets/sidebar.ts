@@ -268,16 +268,16 @@ export class DevicesList extends Widget {
     }
     const actions = h('div', { class: 'jp-RemoteDevice-actions' });
     if (device.status === 'connected') {
-      actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-disconnect'));
-      actions.appendChild(this._button('Camera', CommandIDs.openCamera, args, 'jp-RemoteDevice-camera'));
-      actions.appendChild(this._button('Notebook', CommandIDs.openNotebook, args, 'jp-RemoteDevice-notebook'));
-      actions.appendChild(this._button('Push file…', CommandIDs.pushFile, args, 'jp-RemoteDevice-push'));
+      actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-action-disconnect'));
+      actions.appendChild(this._button('Camera', CommandIDs.openCamera, args, 'jp-RemoteDevice-action-camera'));
+      actions.appendChild(this._button('Notebook', CommandIDs.openNotebook, args, 'jp-RemoteDevice-action-notebook'));
+      actions.appendChild(this._button('Push file…', CommandIDs.pushFile, args, 'jp-RemoteDevice-action-push'));
     } else {
       const btn = this._button(
         status === 'connecting' ? 'Connecting…' : 'Connect',
         CommandIDs.connect,
         args,
-        'jp-RemoteDevice-connect'
+        'jp-RemoteDevice-action-connect'
       ) as HTMLButtonElement;
       if (pending) {
         btn.disabled = true;
@@ -285,11 +285,11 @@ export class DevicesList extends Widget {
       actions.appendChild(btn);
       if (status === 'connecting' && !pending) {
         // The server is re-opening a lost session: allow giving up.
-        actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-disconnect'));
+        actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-action-disconnect'));
       }
     }
     if (device.source === 'manual') {
-      actions.appendChild(this._button('Remove', CommandIDs.removeDevice, args, 'jp-RemoteDevice-remove'));
+      actions.appendChild(this._button('Remove', CommandIDs.removeDevice, args, 'jp-RemoteDevice-action-remove'));
     }
     row.appendChild(actions);
     return row;

@@ -1,0 +1,68 @@
+"""Jupyter server configuration for the Galata (Chromium) tests.
+
+Starts two loopback agents with the synthetic camera:
+
+- ``demo-board``: configured with its real token;
+- ``locked-board``: configured with a wrong token (the "wrong token" test
+  expects ``auth-failed`` and the server's message in the error dialog).
+
+Both agents are terminated when the Jupyter server exits.
+"""
+import atexit
+import os
+import sys
+import tempfile
+
+from jupyterlab.galata import configure_jupyter_server
+
+# Use the repository's package even when it is not installed in editable mode.
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from jupyter_remote_device.app import spawn_agent  # noqa: E402
+
+configure_jupyter_server(c)  # noqa: F821
+
+_agents = []
+
+
+def _stop_agents():
+    for proc in _agents:
+        try:
+            proc.terminate()
+            proc.wait(5)
+        except Exception:
+            try:
+                proc.kill()
+            except Exception:
+                pass
+
+
+atexit.register(_stop_agents)
+
+_demo_root = tempfile.mkdtemp(prefix="jrd-ui-demo-board-")
+_demo, _demo_port, _demo_token = spawn_agent(
+    host="127.0.0.1", port=0, root=_demo_root, camera="synthetic"
+)
+_agents.append(_demo)
+
+_locked, _locked_port, _locked_token = spawn_agent(
+    host="127.0.0.1", port=0, camera="synthetic"
+)
+_agents.append(_locked)
+
+c.DeviceManager.configured_devices = [  # noqa: F821
+    {"host": "127.0.0.1", "port": _demo_port, "name": "demo-board", "token": _demo_token},
+    {
+        "host": "127.0.0.1",
+        "port": _locked_port,
+        "name": "locked-board",
+        "token": "not-the-" + _locked_token,
+    },
+]
+c.DeviceManager.mdns = False  # noqa: F821
+c.DeviceManager.allowed_networks = ["127.0.0.0/8", "::1/128"]  # noqa: F821
+c.ServerApp.ip = "127.0.0.1"  # noqa: F821
+c.ServerApp.allow_root = True  # noqa: F821  (CI and containers run as root)

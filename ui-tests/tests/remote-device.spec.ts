@@ -1,0 +1,285 @@
+/**
+ * End-to-end: the real JupyterLab + server extension + loopback agents with
+ * the synthetic camera (see jupyter_server_test_config.py). Runs once at the
+ * root URL and once under base_url=/jrd/ (playwright projects).
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { APIRequestContext, Page } from '@playwright/test';
+import * as path from 'path';
+
+test.describe.configure({ mode: 'serial' });
+
+const SIDEBAR = '#jp-remote-device-sidebar';
+const row = (name: string) => `${SIDEBAR} .jp-RemoteDevice-row[data-device-name="${name}"]`;
+
+interface IDevice {
+  id: string;
+  name: string;
+  status: string;
+  error: string | null;
+}
+
+async function listDevices(request: APIRequestContext, baseURL: string): Promise<IDevice[]> {
+  const res = await request.get(`${baseURL}/jupyter-remote-device/devices`);
+  expect(res.ok()).toBeTruthy();
+  return (await res.json()).devices;
+}
+
+async function deviceByName(request: APIRequestContext, baseURL: string, name: string): Promise<IDevice> {
+  const devices = await listDevices(request, baseURL);
+  const d = devices.find(x => x.name === name);
+  expect(d, `device ${name} is listed by the server`).toBeTruthy();
+  return d!;
+}
+
+async function screenshot(page: Page, name: string, project: string, locator?: string) {
+  const file = path.join(__dirname, '..', 'test-results', 'screenshots', `${project}-${name}.png`);
+  if (locator) {
+    await page.locator(locator).first().screenshot({ path: file });
+  } else {
+    await page.screenshot({ path: file });
+  }
+}
+
+async function openSidebar(page: IJupyterLabPageFixture) {
+  const panel = page.locator(SIDEBAR);
+  if (!(await panel.isVisible())) {
+    await page.locator('.jp-SideBar [data-id="jp-remote-device-sidebar"]').click();
+  }
+  await expect(panel).toBeVisible();
+}
+
+async function runFromPalette(page: Page, label: string) {
+  await page.keyboard.press('Control+Shift+C');
+  const input = page.locator('#modal-command-palette .lm-CommandPalette-input');
+  await expect(input).toBeVisible();
+  await input.fill(label);
+  const item = page
+    .locator('#modal-command-palette .lm-CommandPalette-item')
+    .filter({ has: page.locator('.lm-CommandPalette-itemLabel', { hasText: new RegExp(`^${label}$`) }) });
+  await expect(item.first()).toBeVisible();
+  await item.first().click();
+}
+
+async function pickInDialog(page: Page, startsWith: string) {
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toBeVisible();
+  const select = dialog.locator('select');
+  const labels = await select.locator('option').allTextContents();
+  const label = labels.find(l => l.startsWith(startsWith));
+  expect(label, `option for ${startsWith} in ${JSON.stringify(labels)}`).toBeTruthy();
+  await select.selectOption({ label: label! });
+  await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+}
+
+/** A cheap hash of the camera canvas pixels. */
+async function canvasHash(page: Page, selector = '.jp-RemoteDevice-canvas'): Promise<string> {
+  return page.evaluate(sel => {
+    const nodes = Array.from(document.querySelectorAll(sel)) as HTMLCanvasElement[];
+    const canvas = nodes.find(n => n.offsetParent !== null) ?? nodes[0];
+    const ctx = canvas.getContext('2d')!;
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let h = 2166136261;
+    for (let i = 0; i < data.length; i += 7) {
+      h = Math.imul(h ^ data[i], 16777619);
+    }
+    return `${canvas.width}x${canvas.height}:${h >>> 0}`;
+  }, selector);
+}
+
+async function framesDrawn(page: Page): Promise<number> {
+  const v = await page.locator('.jp-RemoteDevice-camera:visible').first().getAttribute('data-frames');
+  return parseInt(v ?? '0', 10);
+}
+
+test.describe('Remote device', () => {
+  test('the Devices sidebar lists the boards', async ({ page }, testInfo) => {
+    await openSidebar(page);
+    await expect(page.locator(`${SIDEBAR} .jp-RemoteDevice-title`)).toHaveText('Devices');
+    await expect(page.locator(row('demo-board'))).toBeVisible();
+    await expect(page.locator(row('locked-board'))).toBeVisible();
+    await expect(page.locator(`${row('demo-board')} .jp-RemoteDevice-hostport`)).toContainText('127.0.0.1:');
+    await expect(page.locator(`${row('demo-board')} .jp-RemoteDevice-source`)).toContainText('configured');
+    // The server version handshake passed: no warning banner.
+    await expect(page.locator(`${SIDEBAR} [data-server]`)).toHaveCount(0);
+    await screenshot(page, 'sidebar-offline', testInfo.project.name);
+  });
+
+  test('"Connect device" from the palette shows the board info', async ({ page, baseURL }, testInfo) => {
+    // Start from a disconnected board (a reused server may have a session).
+    const before = await deviceByName(page.request, baseURL!, 'demo-board');
+    await page.request.delete(`${baseURL}/jupyter-remote-device/devices/${before.id}/session`);
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).not.toHaveAttribute('data-status', 'connected');
+    await expect(page.locator(row('demo-board'))).toBeVisible();
+    await runFromPalette(page, 'Connect Device');
+    await pickInDialog(page, 'demo-board');
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    const info = page.locator(`${row('demo-board')} .jp-RemoteDevice-info`);
+    await expect(info.locator('dd[data-info="python"]')).toContainText(/\d+\.\d+/);
+    await expect(info.locator('dd[data-info="memory"]')).toBeVisible();
+    // The status bar names the connected board.
+    await expect(page.locator('.jp-RemoteDevice-statusItem')).toContainText('demo-board');
+    const device = await deviceByName(page.request, baseURL!, 'demo-board');
+    expect(device.status).toBe('connected');
+    await screenshot(page, 'sidebar-connected', testInfo.project.name);
+  });
+
+  test('the camera tab streams, snapshots and pauses', async ({ page }, testInfo) => {
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
+    const tab = page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' });
+    await expect(tab).toBeVisible();
+    const viewer = page.locator('.jp-RemoteDevice-camera:visible');
+    await expect(viewer).toHaveAttribute('data-state', 'streaming', { timeout: 30000 });
+    await expect.poll(() => framesDrawn(page), { timeout: 30000 }).toBeGreaterThan(2);
+
+    // Pixels change over time.
+    const first = await canvasHash(page);
+    await expect.poll(() => canvasHash(page), { timeout: 15000, intervals: [300] }).not.toBe(first);
+    // The overlay shows fps / latency / kB/s.
+    await expect(page.locator('.jp-RemoteDevice-overlay:visible [data-stat="fps"]')).toContainText('fps', { timeout: 10000 });
+    await expect(page.locator('.jp-RemoteDevice-overlay:visible [data-stat="latency"]')).toContainText('latency');
+    await screenshot(page, 'camera-tab', testInfo.project.name);
+
+    // Snapshot: a JPEG lands in the file browser's folder.
+    await page.locator('.jp-RemoteDevice-snapshot').first().click();
+    await expect(page.locator('.Toastify__toast', { hasText: 'Saved snapshot' })).toBeVisible();
+    const toastText = await page.locator('.Toastify__toast', { hasText: 'Saved snapshot' }).first().innerText();
+    const match = /Saved snapshot (\S+\.jpg)/.exec(toastText);
+    expect(match).toBeTruthy();
+    const snapPath = match![1];
+    expect(path.basename(snapPath)).toMatch(/^demo-board-\d{8}-\d{6}\.jpg$/);
+    expect(await page.contents.fileExists(snapPath)).toBeTruthy();
+    const model = await page.evaluate(async p => {
+      const m = await (window as any).jupyterapp.serviceManager.contents.get(p, { content: true, format: 'base64' });
+      return { type: m.type, size: m.size, head: atob(m.content.slice(0, 8)).slice(0, 2) };
+    }, snapPath);
+    expect(model.type).toBe('file');
+    expect(model.head.charCodeAt(0)).toBe(0xff);
+    expect(model.head.charCodeAt(1)).toBe(0xd8);
+
+    // Pause: the picture stops changing.
+    await page.locator('.jp-RemoteDevice-pause').first().click();
+    await expect(viewer).toHaveAttribute('data-state', 'paused');
+    await page.waitForTimeout(500);
+    const paused = await canvasHash(page);
+    const pausedFrames = await framesDrawn(page);
+    await page.waitForTimeout(2000);
+    expect(await canvasHash(page)).toBe(paused);
+    expect(await framesDrawn(page)).toBe(pausedFrames);
+
+    // Resume: it changes again.
+    await page.locator('.jp-RemoteDevice-pause').first().click();
+    await expect(viewer).toHaveAttribute('data-state', 'streaming', { timeout: 30000 });
+    await expect.poll(() => canvasHash(page), { timeout: 15000, intervals: [300] }).not.toBe(paused);
+
+    // Settings change live (no reconnect): ask for 320x240.
+    await page.locator('select.jp-RemoteDevice-resolution').first().selectOption('320x240');
+    await expect
+      .poll(() => page.evaluate(() => {
+        const c = Array.from(document.querySelectorAll('.jp-RemoteDevice-canvas')).find(
+          n => (n as HTMLElement).offsetParent !== null
+        ) as HTMLCanvasElement;
+        return `${c.width}x${c.height}`;
+      }), { timeout: 20000 })
+      .toBe('320x240');
+  });
+
+  test('the camera tab is restored after a reload', async ({ page }) => {
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
+    await expect(page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' })).toBeVisible();
+    // Let the layout restorer save the layout (debounced).
+    await page.waitForTimeout(2000);
+    // A plain browser reload (galata's page.reload() waits for a Launcher tab).
+    await Promise.all([page.waitForEvent('load'), page.evaluate(() => window.location.reload())]);
+    await page.waitForSelector('#jupyterlab-splash', { state: 'detached' });
+    const tab = page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' });
+    await expect(tab.first()).toBeVisible({ timeout: 30000 });
+    await tab.first().click();
+    await expect.poll(() => framesDrawn(page), { timeout: 30000 }).toBeGreaterThan(0);
+  });
+
+  test('push a file from the file browser context menu', async ({ page, baseURL, tmpPath }) => {
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    const name = `hello-${Date.now()}.txt`;
+    await page.contents.uploadContent('hello from jupyter\n'.repeat(1000), 'text', `${tmpPath}/${name}`);
+    await page.filebrowser.refresh();
+    await page.locator('.jp-DirListing-itemName', { hasText: name }).click({ button: 'right' });
+    await page.locator('.lm-Menu-item', { hasText: 'Push to Device…' }).click();
+    // One connected board: no picker, straight to the destination path.
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toContainText('Push to demo-board');
+    await expect(dialog.locator('input')).toHaveValue(name);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator('.Toastify__toast', { hasText: `Pushed ${name}` })).toBeVisible({ timeout: 30000 });
+    const device = await deviceByName(page.request, baseURL!, 'demo-board');
+    const res = await page.request.get(`${baseURL}/jupyter-remote-device/devices/${device.id}/files?path=`);
+    expect(res.ok()).toBeTruthy();
+    const entries = (await res.json()).entries.map((e: any) => e.name);
+    expect(entries).toContain(name);
+  });
+
+  test('disconnect', async ({ page, baseURL }) => {
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-disconnect`).click();
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', /online|offline/, { timeout: 30000 });
+    await expect(page.locator(`${row('demo-board')} .jp-RemoteDevice-info`)).toHaveCount(0);
+    const device = await deviceByName(page.request, baseURL!, 'demo-board');
+    expect(device.status).not.toBe('connected');
+  });
+
+  test('a wrong token shows the server message', async ({ page, baseURL }) => {
+    await openSidebar(page);
+    await expect(page.locator(row('locked-board'))).toBeVisible();
+    // What the server says, straight from the REST API.
+    const device = await deviceByName(page.request, baseURL!, 'locked-board');
+    const res = await page.request.post(`${baseURL}/jupyter-remote-device/devices/${device.id}/session`, { data: {} });
+    expect(res.status()).toBe(502);
+    const body = await res.json();
+    expect(body.reason).toBe('auth-failed');
+    expect(body.message).toBeTruthy();
+
+    await runFromPalette(page, 'Connect Device');
+    await pickInDialog(page, 'locked-board');
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toContainText('Could not connect to locked-board');
+    await expect(dialog).toContainText(body.message);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator(row('locked-board'))).toHaveAttribute('data-status', 'error');
+    await expect(page.locator(`${row('locked-board')} .jp-RemoteDevice-error`)).toBeVisible();
+  });
+
+  test('"Add device" validates inline and adds a manual board', async ({ page }) => {
+    await openSidebar(page);
+    await page.locator(`${SIDEBAR} .jp-Toolbar-item`, { hasText: 'Add device' }).click();
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toContainText('Add device');
+    const host = dialog.locator('input[name="host"]');
+    const port = dialog.locator('input[name="port"]');
+    await expect(port).toHaveValue('18861');
+    await host.fill('not a host');
+    await expect(dialog.locator('.jp-RemoteDevice-fieldError[data-field="host"]')).not.toBeEmpty();
+    await expect(dialog.locator('.jp-Dialog-button.jp-mod-accept')).toBeDisabled();
+    await host.fill('127.0.0.1');
+    await port.fill('99999');
+    await expect(dialog.locator('.jp-RemoteDevice-fieldError[data-field="port"]')).toContainText('65535');
+    await port.fill('9');
+    await dialog.locator('input[name="name"]').fill('ui-test-manual');
+    await dialog.locator('input[name="connect"]').uncheck();
+    await expect(dialog.locator('.jp-Dialog-button.jp-mod-accept')).toBeEnabled();
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator(row('ui-test-manual'))).toBeVisible();
+    await expect(page.locator(`${row('ui-test-manual')} .jp-RemoteDevice-source`)).toContainText('added by hand');
+    // Remove it again.
+    await page.locator(`${row('ui-test-manual')} .jp-RemoteDevice-action-remove`).click();
+    await page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-warn').click();
+    await expect(page.locator(row('ui-test-manual'))).toHaveCount(0);
+  });
+});
+
