@@ -40,7 +40,8 @@ TEMP_RE = re.compile(r"^\..*\.jrd-tmp-[0-9a-f]{16}$")
 JOURNAL_NAME = ".jrd-temps"
 HASH_BLOCK = 1024 * 1024
 WALK_DIR_LIMIT = 20000
-WALK_TIME_LIMIT = 5.0
+WALK_TIME_LIMIT = 30.0
+WALK_SYNC_TIME = 1.0
 
 
 def is_temp_name(name):
@@ -93,6 +94,8 @@ class FileStore(object):
         self._lock = threading.Lock()
         self._writes = {}
         self._journal = os.path.join(self.root, JOURNAL_NAME)
+        self._walk_dirs = 0
+        self._walk_unfinished = False
         try:
             n = self.cleanup_stale_temps()
             if n and log is not None:
@@ -551,45 +554,58 @@ class FileStore(object):
         return self.stat(path)
 
     # ------------------------------------------------------------------ temps
-    def cleanup_stale_temps(self):
+    def cleanup_stale_temps(self, background=True):
         """Remove temp files left by writes that never finished (agent killed).
 
-        Called at start, before any write is open.  Reads the journal of temps
-        this root has seen opened, then walks the root (bounded in folders and
-        time, so a huge root never stalls the start).
+        Called at start.  Reads the journal of temps this root has seen opened,
+        then walks the root for strays (bounded in folders).  The walk runs
+        in-line for up to WALK_SYNC_TIME seconds; a bigger root is finished in a
+        background thread so a huge root never delays the start.  A temp that
+        belongs to a write open right now is never touched.  Returns how many were
+        removed in-line.
         """
         removed = 0
-        with self._lock:
-            busy = set(w.tmp for w in self._writes.values())
         try:
             with open(self._journal) as f:
                 listed = [line.rstrip("\n") for line in f]
         except OSError:
             listed = []
         for tmp in listed:
-            if tmp and tmp not in busy and is_temp_name(os.path.basename(tmp)) \
-                    and (tmp.startswith(self.root + os.sep)):
-                try:
-                    os.remove(tmp)
-                    removed += 1
-                except OSError:
-                    pass
-        deadline = time.time() + WALK_TIME_LIMIT
-        dirs = 0
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirs += 1
-            for name in filenames:
-                if TEMP_MARK in name and is_temp_name(name) and name != JOURNAL_NAME:
-                    p = os.path.join(dirpath, name)
-                    if p in busy:
-                        continue
-                    try:
-                        os.remove(p)
-                        removed += 1
-                    except OSError:
-                        pass
-            if dirs >= WALK_DIR_LIMIT or time.time() > deadline:
-                break
+            if tmp and is_temp_name(os.path.basename(tmp)) and tmp.startswith(self.root + os.sep):
+                removed += self._remove_stale(tmp)
+        walker = os.walk(self.root)
+        removed += self._walk_stale(walker, time.time() + (WALK_SYNC_TIME if background else WALK_TIME_LIMIT))
+        if self._walk_unfinished and background:
+            t = threading.Thread(target=self._walk_stale, args=(walker, time.time() + WALK_TIME_LIMIT, True),
+                                 name="jrd-temp-cleanup", daemon=True)
+            t.start()
         with self._lock:
             self._journal_reset_if_idle()
+        return removed
+
+    def _remove_stale(self, path):
+        with self._lock:
+            if any(w.tmp == path for w in self._writes.values()):
+                return 0
+            try:
+                os.remove(path)
+                return 1
+            except OSError:
+                return 0
+
+    def _walk_stale(self, walker, deadline, report=False):
+        removed = 0
+        self._walk_unfinished = True
+        for dirpath, dirnames, filenames in walker:
+            self._walk_dirs += 1
+            for name in filenames:
+                if TEMP_MARK in name and name != JOURNAL_NAME and is_temp_name(name):
+                    removed += self._remove_stale(os.path.join(dirpath, name))
+            if self._walk_dirs >= WALK_DIR_LIMIT:
+                break
+            if time.time() > deadline:
+                return removed
+        self._walk_unfinished = False
+        if report and removed and self.log is not None:
+            self.log.info("removed %d stale temp file(s) in the background", removed)
         return removed
