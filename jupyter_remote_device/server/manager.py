@@ -14,6 +14,7 @@ from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..agent import client
+from .classic import probe_board
 from .config import LooseDict, LooseList
 from .errors import ApiError, bad_request, not_found
 from .session import DeviceSession, connect_error_to_api
@@ -287,6 +288,14 @@ class DeviceManager(LoggingConfigurable):
     def dial(self, device, timeout=None):
         """BLOCKING: a new authenticated connection to the device's agent."""
         ip = self.resolve_allowed(device.host, device.port)
+        if device.kind == "classic":  # seen by a probe (stock rpyc_classic servers wait for us to speak)
+            from .classic import connect_classic
+            try:
+                return connect_classic(ip, device.port, timeout=timeout or self.connect_timeout)
+            except ApiError as e:
+                if e.reason != "protocol":
+                    raise
+                device.kind = None  # something else answers now: try the agent
         try:
             return client.connect(ip, device.port, token=device.token,
                                   timeout=timeout or self.connect_timeout, tls=device.tls,
@@ -318,7 +327,7 @@ class DeviceManager(LoggingConfigurable):
 
         def probe():
             ip = self.resolve_allowed(dev.host, dev.port)
-            return client.probe(ip, dev.port, timeout=t)
+            return probe_board(ip, dev.port, timeout=t)  # client.probe + silent rpyc classic servers
 
         try:
             found = await self.run_with_timeout(probe, timeout=t)
