@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import socket
+import struct
 import time
 
 import rpyc
@@ -211,6 +212,58 @@ def agent_sources():
         digest = hashlib.sha256(json.dumps(sorted(sources.items())).encode("utf-8")).hexdigest()[:10]
         _SOURCES = ("jrd_classic_agent_" + digest, sources)
     return _SOURCES
+
+
+def _ping_frame():
+    """An rpyc (6.x) HANDLE_PING request frame, built with the local rpyc's own brine."""
+    from rpyc.core import brine, consts
+    data = brine.I1.pack(consts.MSG_REQUEST) + brine.dump((1, (consts.HANDLE_PING, (consts.LABEL_VALUE, (b"jrd",)))))
+    return struct.pack("!LB", len(data), 0) + data + b"\n"
+
+
+def probe_board(host, port, timeout=2.0):
+    """BLOCKING: what answers on host:port? ``{"kind": "agent"|"classic"|None, ...}``.
+
+    Like ``client.probe`` but also recognises rpyc classic servers that wait for the
+    client to speak (``rpyc_classic`` / SlaveService servers do): when nothing is said
+    within half the timeout, send an rpyc ping and look for an rpyc frame in reply.
+    Raises ``client.ConnectError`` for refused / unreachable / timeout.
+    """
+    start = time.monotonic()
+    deadline = start + float(timeout)
+    sock = client._dial(host, int(port), deadline)
+    try:
+        greet_deadline = start + float(timeout) / 2.0
+        try:
+            hello = client.read_greeting(sock, host, port, greet_deadline)
+            return {"kind": "agent", "version": hello.get("version"), "tls": bool(hello.get("tls"))}
+        except client.ConnectError as e:
+            if e.kind == "classic":
+                return {"kind": "classic"}
+            if e.reason == "not-an-agent":
+                return {"kind": None}
+            if e.reason != "timeout":
+                raise
+        # silent: maybe an rpyc server waiting for us
+        try:
+            sock.settimeout(max(0.05, deadline - time.monotonic()))
+            sock.sendall(_ping_frame())
+            head = b""
+            while len(head) < 5:
+                b = sock.recv(5 - len(head))
+                if not b:
+                    return {"kind": None}
+                head += b
+        except socket.timeout:
+            raise client.ConnectError("timeout", "%s:%s accepted the connection but never answered" % (host, port))
+        except OSError:
+            return {"kind": None}
+        return {"kind": "classic" if client.looks_like_rpyc_frame(head) else None}
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
 
 
 class ClassicConnection(object):

@@ -20,6 +20,7 @@ import ipaddress
 import socket
 
 from ..agent import client
+from .classic import probe_board
 from .errors import ApiError
 
 MAX_EXPANSION = 1024
@@ -110,11 +111,12 @@ class Discovery:
             return
         try:
             await asyncio.gather(*tasks)
-        finally:
+        except asyncio.CancelledError:  # manager.shutdown()
             for t in tasks:
                 t.cancel()
             if self.mdns is not None:
                 await self.mdns.close()
+            raise
 
     async def _probe_loop(self):
         hosts = expand_hosts(self.manager.probe_hosts, self.log)
@@ -151,7 +153,7 @@ class Discovery:
 
             def probe():
                 ip = m.resolve_allowed(host, port)   # name lookup + allowed_networks
-                return ip, client.probe(ip, port, timeout=timeout)
+                return ip, probe_board(ip, port, timeout=timeout)
 
             try:
                 ip, found = await m.run_with_timeout(probe, timeout=timeout)
@@ -211,8 +213,9 @@ class MdnsBrowser:
         try:
             while True:
                 await asyncio.sleep(3600)
-        finally:
+        except asyncio.CancelledError:
             await self.close()
+            raise
 
     async def close(self):
         browser, self.browser = self.browser, None
