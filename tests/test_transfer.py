@@ -419,3 +419,23 @@ async def test_cancel_while_board_is_frozen(api, agent, connected, jp_root_dir, 
     assert not os.path.exists(os.path.join(agent.root, "frozen.bin"))
     code, job = await api("GET", "jobs/" + job["id"])
     assert job["state"] == "cancelled"
+
+
+async def test_interrupted_put_leaves_nothing(api, agent, connected, jp_serverapp, jp_auth_header, jp_base_url):
+    """A client that drops a PUT half way leaves neither the file nor a temp on the board."""
+    from urllib.parse import quote
+    did = await connected()
+    url = "%sjupyter-remote-device/devices/%s/files/content?path=%s" % (jp_base_url, did, quote("half.bin"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", jp_serverapp.port)
+    head = "PUT %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n" % (url, 10 * MiB)
+    head += "".join("%s: %s\r\n" % kv for kv in jp_auth_header.items()) + "\r\n"
+    writer.write(head.encode())
+    writer.write(os.urandom(3 * MiB))
+    await writer.drain()
+    assert await wait_for(lambda: len(temps(agent.root)) == 1, timeout=10)  # the write is open on the board
+    writer.close()
+    assert await wait_for(lambda: temps(agent.root) == [], timeout=10), temps(agent.root)
+    assert not os.path.exists(os.path.join(agent.root, "half.bin"))
+    # and the next upload works
+    code, res = await api("PUT", "devices/%s/files/content" % did, raw_body=b"whole", path="half.bin")
+    assert code == 201 and res["size"] == 5
