@@ -75,6 +75,7 @@ class DeviceSession:
         self._reconnect_task = None
         self.connected_at = None
         self.session_id = uuid.uuid4().hex  # this session's claim on the board (see _claim)
+        self._fns = (None, {})  # (root, {name: method netref})
 
     @property
     def device_id(self):
@@ -109,7 +110,9 @@ class DeviceSession:
         try:
             root = conn.root
             self._claim(root, take_over)
-            info = json.loads(root.info())
+            info_fn = root.info
+            info = json.loads(info_fn())
+            self._fns = (root, {"info": info_fn})
         except BaseException:
             conn.close()
             raise
@@ -148,7 +151,15 @@ class DeviceSession:
         root = self.root
         if root is None:
             raise ConnectionLost("not connected")
-        fn = getattr(root, name)
+        # a method netref costs a (sync, 30 s timeout) getattr round trip: cache it per root,
+        # so a timed call (the heartbeat) is bounded by its own timeout even on a black-holed link
+        cache_root, cache = self._fns
+        if cache_root is not root:
+            cache = {}
+            self._fns = (root, cache)
+        fn = cache.get(name)
+        if fn is None:
+            fn = cache[name] = getattr(root, name)
         if timeout is None:
             return fn(*args)
         res = rpyc.async_(fn)(*args)
