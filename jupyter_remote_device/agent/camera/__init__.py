@@ -105,6 +105,9 @@ class _Camera(object):
         self.waiting = 0  # stream calls waiting for a newer frame (drives on-demand sources)
         self.error = None
         self.interval = None  # EMA of the time between captures
+        self.last_t = None
+        self.opened = None  # the mode the sensor is open at (None while closed/switching)
+        self.capturing = False  # someone is inside source.capture()/open()/reconfigure()
         self.captures = 0
         self.encode_count = 0
         self.encode_time = 0.0
@@ -235,6 +238,8 @@ class CameraHub(object):
                         wait_for = min(remaining, max(0.001, due - wall))
                     else:
                         wait_for = remaining
+                        if cam.source.on_demand and remaining > 0 and self._capture_inline(cam):
+                            continue
                         if not demanding:
                             demanding = True
                             cam.waiting += 1
@@ -323,6 +328,7 @@ class CameraHub(object):
                          "size": list(cam.source.size) if cam.source.size else None,
                          "streams": len(cam.streams), "source_fps": round(cam.source_fps(), 2),
                          "seq": cam.seq, "captures": cam.captures, "encodes": cam.encode_count,
+                         "encode_s": round(cam.encode_time, 4),
                          "encode_ms": round(1000.0 * cam.encode_time / cam.encode_count, 3)
                          if cam.encode_count else None,
                          "distinct_encodings": len(set((s.width, s.height, s.quality)
@@ -414,24 +420,67 @@ class CameraHub(object):
                 break
             cam.cond.wait(left)
 
+    def _publish(self, cam, image, captured_at, w, h, target):
+        """With cam.cond held: make a captured frame the latest one."""
+        cam.seq += 1
+        cam.captures += 1
+        cam.latest = _Frame(cam.seq, image, captured_at, w, h, target)
+        if len(cam.encodes) > 16:  # settings nobody uses any more
+            cam.encodes = dict((k, v) for k, v in cam.encodes.items() if v.seq >= cam.seq - 1)
+        if cam.last_t is not None:
+            d = captured_at - cam.last_t
+            if d > 0:
+                cam.interval = d if cam.interval is None else cam.interval * 0.9 + d * 0.1
+        cam.last_t = captured_at
+        cam.cond.notify_all()
+
+    def _capture_inline(self, cam):
+        """With cam.cond held, for on-demand sources: the asking thread makes the frame
+        itself (no hand-off to the capture thread and back).  False if it can't now."""
+        if cam.capturing or cam.opened is None or cam.opened != cam.wanted_size() or cam.stopping:
+            return False
+        cam.capturing = True
+        target = cam.opened
+        ok = False
+        cam.cond.release()
+        try:
+            image, captured_at, w, h = cam.source.capture()
+            ok = True
+        finally:
+            cam.cond.acquire()
+            cam.capturing = False
+            if ok:
+                self._publish(cam, image, captured_at, w, h, target)
+            else:
+                cam.cond.notify_all()
+        return True
+
     def _capture_loop(self, cam):
+        """The camera's thread: opens/reconfigures/releases the sensor and, for sensors
+        with their own clock, captures continuously while streams are open."""
         src = cam.source
         opened = None
         failures = 0
-        last_t = None
+        cam.last_t = None
         try:
             while True:
                 with cam.cond:
                     if cam.stopping or not cam.streams:
                         break
                     want = cam.wanted_size()
-                    if src.on_demand:
-                        # make a frame only when a stream is waiting for one
-                        while cam.waiting == 0 and cam.streams and not cam.stopping:
+                    if src.on_demand and want == opened:
+                        # streams capture inline; this thread steps in only when one waits
+                        # and nobody is capturing, or when the size must change
+                        while (cam.streams and not cam.stopping and cam.wanted_size() == opened
+                               and (cam.waiting == 0 or cam.capturing)):
                             cam.cond.wait(0.5)
                         if cam.stopping or not cam.streams:
                             break
                         want = cam.wanted_size()
+                    while cam.capturing:  # an inline capture in progress
+                        cam.cond.wait(0.5)
+                    cam.capturing = True
+                    cam.opened = None if want != opened else opened
                 try:
                     if want != opened:
                         if opened is None:
@@ -439,16 +488,18 @@ class CameraHub(object):
                         else:
                             src.reconfigure(want[0], want[1])
                         opened = want
-                        last_t = None
+                        cam.last_t = None
                     image, captured_at, w, h = src.capture()
                     failures = 0
                 except Exception as e:
                     failures += 1
                     self.log.warning("camera %s capture failed (%d): %s", src.id, failures, e)
-                    if failures >= 3:
-                        with cam.cond:
+                    with cam.cond:
+                        cam.capturing = False
+                        if failures >= 3:
                             cam.error = "%s: %s" % (type(e).__name__, e)
-                            cam.cond.notify_all()
+                        cam.cond.notify_all()
+                    if failures >= 3:
                         break
                     try:
                         src.close()
@@ -458,27 +509,25 @@ class CameraHub(object):
                     time.sleep(0.2 * failures)
                     continue
                 with cam.cond:
-                    cam.seq += 1
-                    cam.captures += 1
-                    cam.latest = _Frame(cam.seq, image, captured_at, w, h, opened)
-                    if len(cam.encodes) > 16:  # settings nobody uses any more
-                        cam.encodes = dict((k, v) for k, v in cam.encodes.items() if v.seq >= cam.seq - 1)
-                    if last_t is not None:
-                        d = captured_at - last_t
-                        if d > 0:
-                            cam.interval = d if cam.interval is None else cam.interval * 0.9 + d * 0.1
-                    last_t = captured_at
-                    cam.cond.notify_all()
+                    cam.capturing = False
+                    cam.opened = opened
+                    self._publish(cam, image, captured_at, w, h, opened)
         except Exception:
             self.log.exception("camera %s capture loop crashed", src.id)
             with cam.cond:
                 cam.error = cam.error or "capture loop crashed"
         finally:
+            with cam.cond:
+                cam.opened = None
+                while cam.capturing:  # let an inline capture finish before releasing
+                    cam.cond.wait(0.5)
+                cam.capturing = True
             try:
                 src.close()
             except Exception as e:
                 self.log.warning("camera %s: releasing failed: %s", src.id, e)
             with cam.cond:
+                cam.capturing = False
                 cam.thread = None
                 cam.stopping = False
                 cam.latest = None

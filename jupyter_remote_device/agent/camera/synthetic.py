@@ -76,6 +76,7 @@ class SyntheticSource(Source):
     # -- capture ------------------------------------------------------------
     def open(self, width, height):
         Image, ImageDraw, ImageFont = _pil()
+        self._ImageDraw = ImageDraw
         w, h = int(width), int(height)
         m = max(8, min(w, h) // 8)
         bw, bh = w + m, h + m
@@ -156,7 +157,7 @@ class SyntheticSource(Source):
             elif t - self._next > period:
                 self._next = t  # fell behind: restart the schedule from now
             self._next += period
-        from PIL import ImageDraw
+        ImageDraw = self._ImageDraw
         n = self._n
         self._n += 1
         w, h = self.size
