@@ -259,12 +259,15 @@ def _executor_source():
 
 _BOOT = r'''
 import sys as _s, types as _t
-if %(name)r not in _s.modules:
-    _m = _t.ModuleType(%(name)r)
-    _m.__file__ = "<%(name)s>"
-    exec(compile(%(src)r, "<%(name)s>", "exec"), _m.__dict__)
-    _s.modules[%(name)r] = _m
-_s.modules[%(name)r].ensure_background()
+_shared = _s.modules.get(%(shared)r)
+if _shared is None or not hasattr(_shared, "call_json"):
+    if %(name)r not in _s.modules:
+        _m = _t.ModuleType(%(name)r)
+        _m.__file__ = "<%(name)s>"
+        exec(compile(%(src)r, "<%(name)s>", "exec"), _m.__dict__)
+        _s.modules[%(name)r] = _m
+    _s.modules[%(shared)r] = _s.modules[%(name)r]
+_s.modules[%(shared)r].ensure_background()
 '''
 
 
@@ -279,7 +282,10 @@ class ClassicBackend(object):
         self.conn = self._dial()
         self.module, src = _executor_source()
         try:
-            self.conn.execute(_BOOT % {"name": self.module, "src": src})
+            # one executor per board process: reuse the one the Jupyter server's classic
+            # session (server/classic.py) or another kernel already started there
+            self.conn.execute(_BOOT % {"name": self.module, "src": src, "shared": REMOTE_MODULE})
+            self.module = REMOTE_MODULE
             self._api = self.conn.modules[self.module].call_json
         except Exception as e:
             self.close()
