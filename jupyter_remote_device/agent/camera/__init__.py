@@ -95,7 +95,9 @@ class _Camera(object):
     def __init__(self, source, log):
         self.source = source
         self.log = log
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)       # stream calls wait here (new frame, encode done)
+        self.loop_cond = threading.Condition(lock)  # the capture thread waits here (same lock)
         self.streams = {}
         self.thread = None
         self.stopping = False
@@ -202,6 +204,7 @@ class CameraHub(object):
                 cam.thread = t
                 t.start()
             cam.cond.notify_all()
+            cam.loop_cond.notify_all()
         return sid
 
     def next_frame(self, stream_id, after_seq=-1, timeout=2.0):
@@ -243,7 +246,7 @@ class CameraHub(object):
                         if not demanding:
                             demanding = True
                             cam.waiting += 1
-                            cam.cond.notify_all()
+                            cam.loop_cond.notify_all()
                     if remaining <= 0:
                         return None
                     cam.cond.wait(wait_for)
@@ -291,6 +294,7 @@ class CameraHub(object):
             st.width, st.height, st.quality, st.fps = width, height, quality, fps
             st.last_captured_at = None  # the new cap starts now
             cam.cond.notify_all()
+            cam.loop_cond.notify_all()
         return st.describe()
 
     def close_stream(self, stream_id):
@@ -305,6 +309,7 @@ class CameraHub(object):
             if not cam.streams:
                 cam.stopping = True
             cam.cond.notify_all()
+            cam.loop_cond.notify_all()
             if not cam.streams:
                 # release the sensor before returning (bounded: one capture at most)
                 self._wait_stopped(cam, timeout=5.0)
@@ -453,6 +458,8 @@ class CameraHub(object):
                 self._publish(cam, image, captured_at, w, h, target)
             else:
                 cam.cond.notify_all()
+            if cam.waiting or cam.stopping or cam.opened != cam.wanted_size():
+                cam.loop_cond.notify_all()  # the capture thread may be waiting for us
         return True
 
     def _capture_loop(self, cam):
@@ -473,12 +480,12 @@ class CameraHub(object):
                         # and nobody is capturing, or when the size must change
                         while (cam.streams and not cam.stopping and cam.wanted_size() == opened
                                and (cam.waiting == 0 or cam.capturing)):
-                            cam.cond.wait(0.5)
+                            cam.loop_cond.wait(0.5)
                         if cam.stopping or not cam.streams:
                             break
                         want = cam.wanted_size()
                     while cam.capturing:  # an inline capture in progress
-                        cam.cond.wait(0.5)
+                        cam.loop_cond.wait(0.05)
                     cam.capturing = True
                     cam.opened = None if want != opened else opened
                 try:
@@ -520,7 +527,7 @@ class CameraHub(object):
             with cam.cond:
                 cam.opened = None
                 while cam.capturing:  # let an inline capture finish before releasing
-                    cam.cond.wait(0.5)
+                    cam.loop_cond.wait(0.05)
                 cam.capturing = True
             try:
                 src.close()
