@@ -92,9 +92,12 @@ def probe(log=None):
     nodes = _nodes()
     if not nodes:
         return []
-    try:
-        import cv2  # noqa: F401  (only worth it when there is a node)
-    except ImportError:
+    try:  # cv2 is big: find it now, import it when a stream opens
+        import importlib.util
+        found = importlib.util.find_spec("cv2") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         if log:
             log.info("opencv backend: /dev/video* present but cv2 is not installed")
         return []

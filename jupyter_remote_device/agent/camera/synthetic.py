@@ -31,9 +31,12 @@ def _pil():
 
 
 def probe(log=None, fps=None):
+    # find Pillow without importing it: an idle agent stays small until a stream opens
     try:
-        _pil()
-    except CameraError:
+        import importlib.util
+        if importlib.util.find_spec("PIL") is None:
+            return []
+    except (ImportError, ValueError):
         return []
     if fps is None:
         try:
