@@ -59,8 +59,9 @@ def validate_port(port):
 class Device:
     """A board the server knows. ``to_dict`` is the contract's Device."""
 
-    def __init__(self, host, port, name=None, token=None, source="manual", tls=False):
+    def __init__(self, host, port, name=None, token=None, source="manual", tls=False, ssh=None):
         self.host = host
+        self.ssh = ssh  # {"user", "host", "port", "key", "agent_port"?} for boards reached over SSH (ssh.py)
         self.port = port
         self.id = device_id_for(host, port)
         self.name = name or "%s:%d" % (host, port)
@@ -77,11 +78,12 @@ class Device:
         return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,
                 "source": self.source, "status": self.status, "kind": self.kind, "info": self.info,
                 "error": self.error, "tls": self.tls, "has_token": bool(self.token),
-                "last_seen": self.last_seen}
+                "last_seen": self.last_seen,
+                "ssh": {k: self.ssh.get(k) for k in ("user", "host", "port", "key")} if self.ssh else None}
 
     def to_saved(self):
         return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,
-                "token": self.token, "source": self.source, "tls": self.tls}
+                "token": self.token, "source": self.source, "tls": self.tls, "ssh": self.ssh}
 
 
 class DeviceManager(LoggingConfigurable):
@@ -106,6 +108,10 @@ class DeviceManager(LoggingConfigurable):
     reconnect_max_delay = Float(10.0, help="Cap of the reconnect backoff, in seconds.").tag(config=True)
     max_body_size = Int(1 << 20, help="Largest JSON request body, in bytes.").tag(config=True)
     devices_file = Unicode(help="Where manually added boards are saved (mode 0600).").tag(config=True)
+    ssh_known_hosts = Unicode("", help="known_hosts file for boards reached over SSH (default: ~/.ssh/known_hosts). "
+                              "Host keys are always checked.").tag(config=True)
+    ssh_python = Unicode("python3", help="Python command that runs the agent on boards reached over SSH.").tag(config=True)
+    ssh_timeout = Float(60.0, help="Seconds allowed to SSH in and, if needed, copy and start the agent.").tag(config=True)
     user_name = Unicode(help="Who this server is, as shown to other users of a shared board "
                         "(default: $JUPYTERHUB_USER or $USER).").tag(config=True)
 
@@ -179,7 +185,8 @@ class DeviceManager(LoggingConfigurable):
         for d in data.get("devices", []):
             try:
                 self.add_device(d["host"], d["port"], name=d.get("name"), token=d.get("token"),
-                                source=d.get("source", "manual"), tls=bool(d.get("tls")), persist=False)
+                                source=d.get("source", "manual"), tls=bool(d.get("tls")), persist=False,
+                                ssh=d.get("ssh") if isinstance(d.get("ssh"), dict) else None)
             except (KeyError, ApiError) as e:
                 self.log.error("remote-device: skipping a saved device: %s", e)
 
@@ -220,7 +227,7 @@ class DeviceManager(LoggingConfigurable):
             raise not_found("No device with id %r" % str(device_id)[:80])
         return self.devices[device_id]
 
-    def add_device(self, host, port, name=None, token=None, source="manual", tls=False, persist=True):
+    def add_device(self, host, port, name=None, token=None, source="manual", tls=False, persist=True, ssh=None):
         """Returns (device, created). Known host:port: update name/token, keep the id."""
         host = normalize_host(host)
         port = validate_port(port)
@@ -248,6 +255,8 @@ class DeviceManager(LoggingConfigurable):
                 dev.token = token
             if source == "manual" and dev.source not in ("config",):
                 dev.source = "manual"
+            if ssh is not None:
+                dev.ssh, dev.source = dict(dev.ssh or {}, **ssh), "ssh"
             if token_changed and did in self.sessions:
                 self._spawn(self.close_session(did))
             if persist:
@@ -255,7 +264,7 @@ class DeviceManager(LoggingConfigurable):
             self.changed(dev)
             return dev, False
         dev = Device(host, port, name=(name or "").strip() or None,
-                     token=token or self.token_for(host, port), source=source, tls=tls)
+                     token=token or self.token_for(host, port), source=source, tls=tls, ssh=ssh)
         self.devices[did] = dev
         if persist and source in ("manual", "ssh"):
             self.save()
@@ -267,6 +276,9 @@ class DeviceManager(LoggingConfigurable):
         dev = self.get(device_id)
         await self.close_session(device_id)
         self.devices.pop(device_id, None)
+        if dev.ssh:
+            from .ssh import links
+            await links(self).close(device_id)
         if dev.source in ("manual", "ssh"):
             self.save()
         self.emit({"type": "removed", "id": device_id})
@@ -287,6 +299,14 @@ class DeviceManager(LoggingConfigurable):
 
     def dial(self, device, timeout=None):
         """BLOCKING: a new authenticated connection to the device's agent."""
+        if device.ssh:  # through the SSH tunnel to the board's loopback (ssh.py)
+            from .ssh import links
+            port = links(self).tunnel_port_blocking(device, timeout or self.ssh_timeout)
+            try:
+                return client.connect("127.0.0.1", port, token=device.token,
+                                      timeout=timeout or self.connect_timeout, user=self.user_name)
+            except client.ConnectError as e:
+                raise connect_error_to_api(e)
         ip = self.resolve_allowed(device.host, device.port)
         if device.kind == "classic":  # seen by a probe (stock rpyc_classic servers wait for us to speak)
             from .classic import connect_classic
@@ -324,6 +344,13 @@ class DeviceManager(LoggingConfigurable):
         if dev.id in self.sessions:
             return
         t = min(2.0, self.connect_timeout)
+        if dev.ssh:
+            from .ssh import ssh_status
+            status, error = await ssh_status(self, dev)
+            if dev.id not in self.sessions and (status, error) != (dev.status, dev.error) and dev.status != "error":
+                dev.status, dev.error = status, error
+                self.changed(dev)
+            return
 
         def probe():
             ip = self.resolve_allowed(dev.host, dev.port)
@@ -375,6 +402,9 @@ class DeviceManager(LoggingConfigurable):
         dev.status, dev.error = "connecting", None
         self.changed(dev)
         try:
+            if dev.ssh:  # SSH in, find or start the agent, open the tunnel (its own, longer timeout)
+                from .ssh import links
+                await links(self).prepare(dev)
             await sess.open(take_over=take_over)
         except ApiError as e:
             if self.sessions.get(device_id) is sess:
@@ -446,6 +476,8 @@ class DeviceManager(LoggingConfigurable):
                 await self.close_session(did)
             except Exception:
                 pass
+        if getattr(self, "_ssh_links", None) is not None:
+            await self._ssh_links.shutdown()
         for t in self._tasks:
             t.cancel()
         self.pool.shutdown(wait=False)
