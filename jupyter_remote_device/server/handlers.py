@@ -124,6 +124,11 @@ class DevicesHandler(BaseHandler):
     @authorized
     def post(self):
         body = self.body_json()
+        if "ssh" in body:  # {"ssh": "user@host[:port]", "key"?, "name"?}: reached over SSH (ssh.py)
+            from .ssh import add_ssh_device
+            dev, created = add_ssh_device(self.manager, body)
+            self.reply(dev.to_dict(), 201 if created else 200)
+            return
         if "host" not in body:
             raise bad_request("host is required")
         dev, created = self.manager.add_device(body.get("host"), body.get("port", 18861), name=body.get("name"),
