@@ -70,6 +70,9 @@ def parse_args(argv=None):
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="accept connections without a token (anyone who can reach the port can run code)")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--mdns", dest="mdns", action="store_true", default=None,
+                   help="advertise on mDNS/DNS-SD (default: on when zeroconf is installed and --host is not loopback)")
+    p.add_argument("--no-mdns", dest="mdns", action="store_false", help="do not advertise on mDNS")
     return p.parse_args(argv)
 
 
@@ -147,6 +150,9 @@ def main(argv=None):
         stop.set()
 
     signal.signal(signal.SIGTERM, on_term)
+    from . import mdns  # optional zeroconf advertisement (agent/mdns.py)
+    adv = mdns.start(args.host, port, __version__, auth=token is not None, log=log) if (
+        args.mdns if args.mdns is not None else (mdns.available() and not is_loopback(args.host))) else None
     print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
     print("JRD-AGENT ROOT %s" % root)
     sys.stdout.flush()
@@ -155,6 +161,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         pass
     finally:
+        if adv is not None:
+            adv.close()
         server.close()
         if cameras is not None:
             try:
