@@ -99,3 +99,112 @@ async def wait_for(fn, timeout=15.0, interval=0.2):
             return value
         await asyncio.sleep(interval)
     return value
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+def ssh_keygen(path, kind="ed25519"):
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "jrd-test", "-f", path], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(path + ".pub") as f:
+        return f.read().strip()
+
+
+class SshServer:
+    """A real OpenSSH server on 127.0.0.1 with a test host key, a test user key and HOME in a temp dir."""
+
+    def __init__(self):
+        import getpass
+
+        self.dir = tempfile.mkdtemp(prefix="jrd-sshd-")
+        os.chmod(self.dir, 0o755)
+        self.home = os.path.join(self.dir, "home")
+        os.makedirs(self.home)
+        self.user = getpass.getuser()
+        self.host_key = os.path.join(self.dir, "host_ed25519")
+        self.host_pub = ssh_keygen(self.host_key)
+        self.user_key = os.path.join(self.dir, "user_ed25519")
+        user_pub = ssh_keygen(self.user_key)
+        self.other_key = os.path.join(self.dir, "other_ed25519")
+        ssh_keygen(self.other_key)
+        self.authorized_keys = os.path.join(self.dir, "authorized_keys")
+        with open(self.authorized_keys, "w") as f:
+            f.write(user_pub + "\n")
+        os.chmod(self.authorized_keys, 0o600)
+        self.port = free_port()
+        self.known_hosts = os.path.join(self.dir, "known_hosts")
+        with open(self.known_hosts, "w") as f:
+            f.write("[127.0.0.1]:%d %s\n" % (self.port, " ".join(self.host_pub.split()[:2])))
+        self.config = os.path.join(self.dir, "sshd_config")
+        lines = [
+            "ListenAddress 127.0.0.1",
+            "Port %d" % self.port,
+            "HostKey %s" % self.host_key,
+            "PidFile %s" % os.path.join(self.dir, "sshd.pid"),
+            "AuthorizedKeysFile %s" % self.authorized_keys,
+            "StrictModes no",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "PermitRootLogin prohibit-password",
+            "AllowTcpForwarding local",
+            "Subsystem sftp internal-sftp",
+            "SetEnv HOME=%s" % self.home,
+            "LogLevel ERROR",
+        ]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("sshd exited: %s" % self.proc.stderr.read())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            self.close()
+            raise RuntimeError("sshd did not listen")
+
+    def kill_agents(self):
+        """Stop agents this sshd's user started from the test HOME (deploy tests)."""
+        import glob
+        import json
+        import signal
+
+        for state in glob.glob(os.path.join(self.home, ".cache", "jupyter-remote-device", "agent-*", "agent.json")):
+            try:
+                with open(state) as f:
+                    pid = int(json.load(f)["pid"])
+                os.kill(pid, signal.SIGTERM)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+
+    def close(self):
+        self.kill_agents()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def sshd_unavailable():
+    if not os.path.exists(SSHD):
+        return "no OpenSSH server (%s): apt-get install openssh-server" % SSHD
+    if shutil.which("ssh-keygen") is None:
+        return "no ssh-keygen"
+    try:
+        import asyncssh  # noqa: F401
+    except ImportError:
+        return "asyncssh is not installed"
+    return None

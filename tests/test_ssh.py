@@ -1,0 +1,141 @@
+"""Boards reached over SSH, against a real OpenSSH server this test starts on 127.0.0.1:
+the tunnel, deploying and starting the agent (nothing installed on the "board"), reuse of
+the running agent, a wrong key (auth-failed), host key checking (host-key), bad input,
+and the SSH board surviving a server restart (saved with mode 0600)."""
+import asyncio
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from jrd_helpers import SshServer, sshd_unavailable, ssh_keygen
+
+pytestmark = pytest.mark.skipif(sshd_unavailable() is not None, reason=str(sshd_unavailable()))
+
+
+@pytest.fixture(scope="module")
+def sshd():
+    s = SshServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def jrd_config(jrd_config, sshd, tmp_path, request):
+    jrd_config.update(ssh_known_hosts=sshd.known_hosts, ssh_python=sys.executable, ssh_timeout=60.0,
+                      connect_timeout=5.0, devices_file=str(tmp_path / "devices.json"))
+    if "impostor_known_hosts" in request.fixturenames:
+        jrd_config["ssh_known_hosts"] = str(request.getfixturevalue("impostor_known_hosts"))
+    return jrd_config
+
+
+def _state_dirs(sshd):
+    base = os.path.join(sshd.home, ".cache", "jupyter-remote-device")
+    return [os.path.join(base, d) for d in os.listdir(base)] if os.path.isdir(base) else []
+
+
+async def test_ssh_deploy_tunnel_session(api, sshd, jrd_config):
+    sshd.kill_agents()
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port),
+                                              "key": sshd.user_key, "name": "ssh-board"})
+    assert code == 201, dev
+    assert dev["source"] == "ssh" and dev["name"] == "ssh-board"
+    assert dev["ssh"] == {"user": sshd.user, "host": "127.0.0.1", "port": sshd.port, "key": sshd.user_key}
+    assert "token" not in dev
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200, d
+    assert d["status"] == "connected" and d["kind"] == "agent" and d["info"]["agent_version"]
+    # the agent was copied into ~/.cache/jupyter-remote-device/agent-<version>/ and runs from there
+    dirs = _state_dirs(sshd)
+    assert len(dirs) == 1
+    with open(os.path.join(dirs[0], "agent.json")) as f:
+        state = json.load(f)
+    assert stat.S_IMODE(os.stat(os.path.join(dirs[0], "token")).st_mode) == 0o600
+    code, r = await api("POST", "devices/%s/exec" % dev["id"],
+                        {"code": "import os, jupyter_remote_device as p\nprint(os.getpid(), p.__file__)"})
+    assert code == 200 and r["error"] is None, r
+    pid, path = r["stdout"].split()
+    assert int(pid) == state["pid"] and path.startswith(dirs[0])
+    # files land in the board user's ~/jrd-root
+    code, r = await api("PUT", "devices/%s/files/content" % dev["id"], raw_body=b"over ssh", path="hello.txt")
+    assert code == 201, r
+    with open(os.path.join(sshd.home, "jrd-root", "hello.txt"), "rb") as f:
+        assert f.read() == b"over ssh"
+    # the agent listens on the board's loopback only, on the port it chose
+    code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print('ok')"})
+    assert r["stdout"] == "ok\n"
+    # a new session reuses the running agent (no second deploy, same process)
+    code, _ = await api("DELETE", "devices/%s/session" % dev["id"])
+    assert code == 204
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200, d
+    code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "import os\nprint(os.getpid())"})
+    assert int(r["stdout"]) == state["pid"]
+    # and the device is saved (mode 0600) with what is needed to come back
+    with open(jrd_config["devices_file"]) as f:
+        saved = json.load(f)["devices"]
+    assert stat.S_IMODE(os.stat(jrd_config["devices_file"]).st_mode) == 0o600
+    [s] = [x for x in saved if x["id"] == dev["id"]]
+    assert s["source"] == "ssh" and s["ssh"]["agent_port"] == state["port"] and s["token"] == state["token"]
+
+
+async def test_ssh_agent_died_is_restarted(api, sshd):
+    sshd.kill_agents()
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port),
+                                              "key": sshd.user_key})
+    assert code in (200, 201), dev
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200, d
+    code, _ = await api("DELETE", "devices/%s/session" % dev["id"])
+    sshd.kill_agents()
+    await asyncio.sleep(0.5)
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200, d
+    code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print(2 + 2)"})
+    assert r["stdout"] == "4\n"
+
+
+async def test_ssh_wrong_key(api, sshd):
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port),
+                                              "key": sshd.other_key})
+    assert code == 201
+    code, err = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 502 and err["reason"] == "auth-failed", err
+    assert "SSH" in err["message"]
+    code, d = await api("GET", "devices/" + dev["id"])
+    assert d["status"] == "error" and d["error"]
+
+
+@pytest.fixture
+def impostor_known_hosts(sshd, tmp_path):
+    """known_hosts that pins another key for the test sshd's address."""
+    pub = ssh_keygen(str(tmp_path / "impostor"))
+    known = tmp_path / "known_hosts"
+    known.write_text("[127.0.0.1]:%d %s\n" % (sshd.port, " ".join(pub.split()[:2])))
+    return known
+
+
+async def test_ssh_host_key_mismatch(api, sshd, impostor_known_hosts):
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port),
+                                              "key": sshd.user_key})
+    assert code == 201
+    code, err = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 502 and err["reason"] == "host-key", err
+    assert "known_hosts" in err["message"] or "host key" in err["message"]
+    # an unknown host (nothing about it in known_hosts) is refused the same way
+    impostor_known_hosts.write_text("")
+    code, err = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 502 and err["reason"] == "host-key", err
+
+
+async def test_ssh_bad_input(api, sshd, tmp_path):
+    for body, reason in (({"ssh": "a@b@c"}, "bad-request"), ({"ssh": 5}, "bad-request"),
+                         ({"ssh": "u@127.0.0.1:70000"}, "bad-request"),
+                         ({"ssh": "u@127.0.0.1", "key": str(tmp_path / "missing")}, "bad-request"),
+                         ({"ssh": "u@10.1.2.3"}, "not-allowed")):
+        code, err = await api("POST", "devices", body)
+        assert code in (400, 403) and err["reason"] == reason, (body, err)
+    code, listing = await api("GET", "devices")
+    assert listing["devices"] == []
