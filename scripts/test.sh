@@ -18,6 +18,7 @@ apt_install() {
 [ -x /usr/bin/chromium ] || apt_install chromium
 have openssl || apt_install openssl
 have sshd || [ -x /usr/sbin/sshd ] || apt_install openssh-server
+have ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || apt_install iproute2  # mDNS tests run inside network namespaces
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 export PIP_DISABLE_PIP_VERSION_CHECK=1
