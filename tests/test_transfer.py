@@ -439,3 +439,36 @@ async def test_interrupted_put_leaves_nothing(api, agent, connected, jp_serverap
     # and the next upload works
     code, res = await api("PUT", "devices/%s/files/content" % did, raw_body=b"whole", path="half.bin")
     assert code == 201 and res["size"] == 5
+
+
+async def test_push_and_sync_to_a_classic_board(api, jp_root_dir):
+    """A stock rpyc classic server (MaixPy3 boards) takes pushes too: the session sends the
+    agent's files.py there, and the same pipelined transfer runs over the classic link."""
+    from jrd_helpers import ClassicServer
+    classic = ClassicServer()
+    try:
+        code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": classic.port, "name": "maix"})
+        assert code in (200, 201), dev
+        did = dev["id"]
+        deadline = time.monotonic() + 20
+        while dev["kind"] != "classic" and time.monotonic() < deadline:  # the status probe tells
+            await asyncio.sleep(0.1)
+            code, dev = await api("GET", "devices/" + did)
+        code, d = await api("POST", "devices/%s/session" % did)
+        assert code == 200 and d["kind"] == "classic", d
+        ws = str(jp_root_dir)
+        big = os.urandom(3 * MiB + 7)
+        write(os.path.join(ws, "maixapp", "main.py"), b"print('hello from the board')\n")
+        write(os.path.join(ws, "maixapp", "model.bin"), big)
+        job = await push(api, did, {"source": "maixapp", "dest": "app", "sync": True})
+        assert job["state"] == "done" and job["verified"] is True and job["files_done"] == 2, job
+        board_root = os.path.join(classic.home, "jrd-root")
+        assert open(os.path.join(board_root, "app", "model.bin"), "rb").read() == big
+        job = await push(api, did, {"source": "maixapp", "dest": "app", "sync": True})
+        assert job["state"] == "done" and job["files_done"] == 0 and job["bytes_done"] == 0
+        code, r = await api("POST", "devices/%s/exec" % did, {"code": "exec(open('%s').read())"
+                                                                 % os.path.join(board_root, "app", "main.py")})
+        assert code == 200 and r["stdout"] == "hello from the board\n", r
+        assert temps(board_root) == []
+    finally:
+        classic.close()

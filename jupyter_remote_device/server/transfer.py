@@ -264,7 +264,8 @@ class _Board(object):
         """Cut the link under a worker blocked in send/recv (conn.close() itself would
         block writing its goodbye to a board that stopped reading)."""
         try:
-            self.conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+            inner = getattr(self.conn, "conn", self.conn)  # classic.ClassicConnection wraps one
+            inner._channel.stream.sock.shutdown(socket.SHUT_RDWR)
         except Exception:
             pass
 
