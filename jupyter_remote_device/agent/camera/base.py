@@ -72,8 +72,9 @@ def pil_encode(image, width, height, quality):
 def pil_resize(image, width, height):
     from PIL import Image
     w, h = image.size
-    if w % width == 0 and h % height == 0 and w // width == h // height and w != width:
-        return image.reduce(w // width)  # exact integer factor: the cheap path
+    if (w % width == 0 and h % height == 0 and w // width == h // height and w != width
+            and hasattr(image, "reduce")):
+        return image.reduce(w // width)  # exact integer factor: the cheap path (Pillow >= 7)
     resample = getattr(Image, "Resampling", Image).BILINEAR
     return image.resize((width, height), resample)
 

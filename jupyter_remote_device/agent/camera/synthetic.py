@@ -141,12 +141,21 @@ class SyntheticSource(Source):
             self._glyphs[ch] = g
         return g
 
-    def _text(self, draw, x, y, s, fill):
+    def _text(self, img, x, y, s, fill):
+        """Opaque glyph stamps (colour on black) pasted side by side: one cheap copy per
+        character, on the black box drawn under the text."""
         for ch in s:
-            mask, adv = self._glyph(ch)
-            if ch != " ":
-                draw.bitmap((x, y), mask, fill=fill)
-            x += adv
+            key = (ch, fill)
+            stamp = self._glyphs.get(key)
+            if stamp is None:
+                from PIL import Image
+                mask, adv = self._glyph(ch)
+                stamp = Image.new("RGB", (adv, mask.size[1]), (0, 0, 0))
+                stamp.paste(fill, (0, 0, min(adv, mask.size[0]), mask.size[1]),
+                            mask.crop((0, 0, min(adv, mask.size[0]), mask.size[1])))
+                self._glyphs[key] = stamp
+            img.paste(stamp, (x, y))
+            x += stamp.size[0]
         return x
 
     def capture(self):
@@ -186,8 +195,8 @@ class SyntheticSource(Source):
         pad = max(2, fh // 5)
         tw = (len(line2) + 1) * self._glyph("0")[1]
         draw.rectangle((0, 0, tw + 2 * pad, 2 * fh + 3 * pad), fill=(0, 0, 0))
-        self._text(draw, pad, pad, line1, (255, 255, 255))
-        self._text(draw, pad, 2 * pad + fh, line2, (255, 255, 0))
+        self._text(img, pad, pad, line1, (255, 255, 255))
+        self._text(img, pad, 2 * pad + fh, line2, (255, 255, 0))
         return img, time.time(), w, h
 
     def close(self):
