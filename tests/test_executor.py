@@ -463,3 +463,48 @@ def test_is_complete():
 def test_source_keeps_python38_syntax():
     src = open(executor_mod.__file__, encoding="utf-8").read()
     ast.parse(src, feature_version=(3, 8))
+
+
+def test_interrupts_racing_with_the_end_of_execs_never_hang():
+    """Interrupts landing just before, during or after short execs: every exec finishes."""
+    import random
+    rnd = random.Random(7)
+
+    def client(ex):
+        outcomes = {"ok": 0, "error": 0, "aborted": 0}
+        for i in range(200):
+            eid = ex.start("import time\ntime.sleep(%f)\nv = %d" % (rnd.random() * 0.004, i))
+            time.sleep(rnd.random() * 0.004)
+            ex.interrupt(eid)
+            ev, st = collect(ex, eid, timeout=5, wait=0.05)
+            outcomes[st] += 1
+        ev, st = run(ex, "print('alive')")
+        assert st == "ok" and stdout_of(ev) == "alive\n"
+        assert ex.busy()["busy"] is False
+        return outcomes
+
+    outcomes = drive(client, timeout=60)
+    assert sum(outcomes.values()) == 200
+    print(outcomes)
+
+
+def test_interrupts_racing_in_background_mode():
+    import random
+    rnd = random.Random(11)
+    ex = Executor()
+    stop = threading.Event()
+    t = threading.Thread(target=ex.run_forever, args=(stop,), daemon=True)
+    t.start()
+    try:
+        for i in range(200):
+            eid = ex.start("v = 0\nfor _ in range(%d):\n    v += 1" % rnd.randint(0, 20000))
+            time.sleep(rnd.random() * 0.003)
+            ex.interrupt(eid)
+            collect(ex, eid, timeout=5, wait=0.05)
+        ev, st = run(ex, "print('alive')")
+        assert st == "ok" and stdout_of(ev) == "alive\n"
+    finally:
+        stop.set()
+        t.join(5)
+        if ex._orig_sleep is not None:
+            time.sleep = ex._orig_sleep

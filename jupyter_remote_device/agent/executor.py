@@ -476,6 +476,7 @@ class Executor(object):
         self._exec_ident = None
         self._main_mode = False
         self._interrupt_pending = False
+        self._in_user = False
         self._last_terminal_sigint = 0.0
         self._stop_event = None
         self._cell_counter = itertools.count(1)
@@ -682,9 +683,22 @@ class Executor(object):
         try:
             self._run(rec)
         finally:
-            with self._lock:
-                self._current = None
-                self._interrupt_pending = False
+            # An interrupt may land anywhere outside user code only as a stray
+            # KeyboardInterrupt: retry the bookkeeping until it is done, so an exec
+            # always ends up finished and the engine idle.
+            while True:
+                try:
+                    self._in_user = False
+                    if not self._main_mode:
+                        self._clear_async_exc()
+                    if rec.status not in _TERMINAL_STATES:
+                        rec.finish("error")
+                    with self._lock:
+                        self._current = None
+                        self._interrupt_pending = False
+                    break
+                except KeyboardInterrupt:
+                    continue
         if self._main_mode and signal.getsignal(signal.SIGINT) != self._on_sigint:
             try:  # user code replaced our handler: take it back
                 signal.signal(signal.SIGINT, self._on_sigint)
@@ -707,7 +721,19 @@ class Executor(object):
                 self._stop_event.set()
             self._last_terminal_sigint = now
         rec.interrupted = True
-        raise KeyboardInterrupt()
+        if self._in_user:
+            raise KeyboardInterrupt()
+        # between user code and bookkeeping: _run() checks rec.interrupted itself
+
+    def _clear_async_exc(self):
+        ident = self._exec_ident
+        if ident is None:
+            return
+        try:
+            import ctypes
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+        except Exception:
+            pass
 
     def _deliver_interrupt(self, ident):
         if ident is None:
@@ -718,6 +744,8 @@ class Executor(object):
                 return
             except Exception as e:  # pragma: no cover
                 self.log.warning("pthread_kill failed: %s", e)
+        if not self._in_user:
+            return  # _run() sees rec.interrupted before it starts user code
         try:
             import ctypes
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
@@ -790,22 +818,23 @@ class Executor(object):
         status = "ok"
         try:
             try:
-                if rec.interrupted:
-                    raise KeyboardInterrupt()
-                value, has_value = self._exec_code(rec, g, filename)
-                self._flush_live(rec)
-                if has_value and value is not None and not rec.silent:
-                    g["_"] = value
-                    data, meta = mime_bundle(value)
-                    rec.add_event({"type": "result", "execution_count": count, "data": data,
-                                   "metadata": meta}, size=_bundle_size(data))
-            except KeyboardInterrupt as e:
+                self._in_user = True
+                try:
+                    if rec.interrupted:
+                        raise KeyboardInterrupt()
+                    value, has_value = self._exec_code(rec, g, filename)
+                    self._flush_live(rec)
+                    if has_value and value is not None and not rec.silent:
+                        g["_"] = value
+                        data, meta = mime_bundle(value)   # may run the user's _repr_*_ code
+                        rec.add_event({"type": "result", "execution_count": count, "data": data,
+                                       "metadata": meta}, size=_bundle_size(data))
+                finally:
+                    self._in_user = False
+            except BaseException as e:  # KeyboardInterrupt, SystemExit too: the agent stays up
                 status = "error"
                 self._report_error(rec, e)
-            except BaseException as e:  # SystemExit too: the agent stays up
-                status = "error"
-                self._report_error(rec, e)
-        except KeyboardInterrupt as e:  # an interrupt landing while reporting
+        except KeyboardInterrupt as e:  # a late interrupt landing while reporting
             status = "error"
             self._report_error(rec, e)
         try:
