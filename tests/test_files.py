@@ -379,3 +379,24 @@ def test_put_whole_small_file(agent, conn):
     with raises(PermissionError, match="outside the device root"):
         conn.root.fs_put("../q.bin", data, None, None)
     assert temps(agent.root) == []
+
+
+def test_put_zlib_encoded(agent, conn):
+    import json
+    import zlib
+    text = ("def f(x):\n    return x * 2\n" * 2000).encode()
+    res = json.loads(conn.root.fs_put("z/code.py", zlib.compress(text, 1), None,
+                                      hashlib.sha256(text).hexdigest(), "zlib"))
+    assert res["size"] == len(text)
+    assert open(os.path.join(agent.root, "z", "code.py"), "rb").read() == text
+    with raises(ValueError, match="corrupt"):
+        conn.root.fs_put("z/bad.py", b"not zlib at all", None, None, "zlib")
+    with raises(ValueError, match="truncated"):
+        conn.root.fs_put("z/bad.py", zlib.compress(text)[:100], None, None, "zlib")
+    with raises(ValueError, match="unknown encoding"):
+        conn.root.fs_put("z/bad.py", text, None, None, "brotli")
+    # the hash is checked against the decompressed content
+    with raises(ValueError, match="sha256 mismatch"):
+        conn.root.fs_put("z/bad.py", zlib.compress(text), None, hashlib.sha256(b"other").hexdigest(), "zlib")
+    assert not os.path.exists(os.path.join(agent.root, "z", "bad.py"))
+    assert temps(agent.root) == []

@@ -120,13 +120,19 @@ async def test_push_folder(api, agent, connected, jp_root_dir):
     for rel, data in files.items():
         write(os.path.join(ws, rel), data)
     os.makedirs(os.path.join(ws, "proj", "empty_dir"))
+    text = ("import os\nprint(os.getcwd())\n" * 3000).encode()
+    files["proj/lib/big_text.py"] = text
+    write(os.path.join(ws, "proj", "lib", "big_text.py"), text)
     job = await push(api, did, {"source": "proj", "dest": "app"})
     assert job["state"] == "done", job
-    assert job["verified"] is True and job["files_done"] == job["files_total"] == 4
+    assert job["verified"] is True and job["files_done"] == job["files_total"] == 5
+    # the text file travelled compressed, the random one as is
+    assert job["wire_bytes"] < job["bytes_done"] - len(text) // 2
     assert job["dest"] == "app"
     got = board_files(agent.root)
-    assert sorted(got) == ["app/empty.txt", "app/lib/deeper/ünïcode name.txt", "app/lib/util.py", "app/main.py"]
-    for rel in ("main.py", "lib/util.py", "lib/deeper/ünïcode name.txt", "empty.txt"):
+    assert sorted(got) == ["app/empty.txt", "app/lib/big_text.py", "app/lib/deeper/ünïcode name.txt",
+                           "app/lib/util.py", "app/main.py"]
+    for rel in ("main.py", "lib/util.py", "lib/deeper/ünïcode name.txt", "empty.txt", "lib/big_text.py"):
         assert open(got["app/" + rel], "rb").read() == files["proj/" + rel]
     assert os.path.isdir(os.path.join(agent.root, "app", "empty_dir"))
     # pushing again updates the same folder (no app/proj nesting)

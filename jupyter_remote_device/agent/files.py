@@ -32,9 +32,11 @@ import re
 import stat as stat_mod
 import threading
 import time
+import zlib
 
 MAX_PATH = 4096
 MAX_READ = 16 * 1024 * 1024
+MAX_PUT = 64 * 1024 * 1024
 TEMP_MARK = ".jrd-tmp-"
 TEMP_RE = re.compile(r"^\..*\.jrd-tmp-[0-9a-f]{16}$")
 JOURNAL_NAME = ".jrd-temps"
@@ -437,10 +439,24 @@ class FileStore(object):
         except OSError:
             pass
 
-    def put(self, path, data, mtime=None, sha256=None):
-        """A whole small file in one call (open + write + verified close)."""
+    def put(self, path, data, mtime=None, sha256=None, encoding=None):
+        """A whole small file in one call (open + write + verified close).
+
+        ``encoding="zlib"``: ``data`` is zlib-compressed (text files travel smaller
+        over a slow link); the sha256 is of the decompressed content.
+        """
         if not isinstance(data, (bytes, bytearray)):
             raise ValueError("data must be bytes")
+        if encoding == "zlib":
+            d = zlib.decompressobj()
+            try:
+                data = d.decompress(data, MAX_PUT)
+            except zlib.error as e:
+                raise ValueError("compressed data is corrupt: %s" % e)
+            if d.unconsumed_tail or not d.eof:
+                raise ValueError("compressed data is truncated or larger than %d bytes" % MAX_PUT)
+        elif encoding is not None:
+            raise ValueError("unknown encoding %r (known: zlib)" % (encoding,))
         handle = self.write_open(path, len(data), mtime)
         try:
             self.write_chunk(handle, data, 0)

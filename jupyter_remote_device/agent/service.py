@@ -213,10 +213,10 @@ class AgentService(rpyc.Service):
     def exposed_fs_touch(self, path, mtime):
         return _j(self._board.files.touch(path, mtime))
 
-    def exposed_fs_put(self, path, data, mtime=None, sha256=None):
+    def exposed_fs_put(self, path, data, mtime=None, sha256=None, encoding=None):
         if not isinstance(data, bytes):
             raise TypeError("data must be bytes")
-        return _j(self._board.files.put(path, data, mtime, sha256))
+        return _j(self._board.files.put(path, data, mtime, sha256, encoding))
 
     # -- camera -----------------------------------------------------------
     def _cams(self):
