@@ -293,6 +293,7 @@ class CameraHub(object):
         with cam.cond:
             st.width, st.height, st.quality, st.fps = width, height, quality, fps
             st.last_captured_at = None  # the new cap starts now
+            st.last_seq = max(st.last_seq, cam.seq)  # only frames captured after the change
             cam.cond.notify_all()
             cam.loop_cond.notify_all()
         return st.describe()
