@@ -348,6 +348,18 @@ def test_reconnect_after_agent_restart(env):
         proc, _, _ = spawn_agent(port=port, token=token)
         reply, msgs = k.run("print('again')")
         assert reply["status"] == "ok" and texts(msgs) == "again\n"
+        # the board goes away in the middle of a cell: that cell ends with a plain message
+        msg_id = k.kc.execute("import time\ntime.sleep(30)")
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait(5)
+        r = k.kc.get_shell_msg(timeout=TIMEOUT)
+        assert r["parent_header"]["msg_id"] == msg_id
+        assert r["content"]["status"] == "error" and r["content"]["ename"] == "ConnectionLost"
+        assert "reconnects on the next cell" in r["content"]["evalue"]
+        proc, _, _ = spawn_agent(port=port, token=token)
+        reply, msgs = k.run("print('and again')")
+        assert reply["status"] == "ok" and texts(msgs) == "and again\n"
     finally:
         k.close()
         stop_proc(proc)
