@@ -305,6 +305,8 @@ def test_camera_magic_emits_camera_bundle(kernel):
     data = of_type(msgs, "display_data")[0]["data"]
     spec = data[CAMERA_MIME]
     assert spec["width"] == 320 and spec["height"] == 240 and spec["port"]
+    from jupyter_remote_device.server.manager import device_id_for
+    assert spec["device_id"] == device_id_for("127.0.0.1", spec["port"])   # what the server calls it
     jpeg = base64.b64decode(data["image/jpeg"])    # a still from the agent's (synthetic) camera
     assert jpeg[:2] == b"\xff\xd8" and len(jpeg) <= 50 * 1000
 

@@ -109,6 +109,16 @@ def split_host_port(text, default_port):
     return host, port
 
 
+def device_id_for(host, port):
+    """The id the Jupyter server gives the board at host:port (server.manager.device_id_for)."""
+    try:
+        from ..server.manager import device_id_for as server_id
+        return server_id(host, int(port))
+    except Exception:
+        import hashlib
+        return hashlib.sha1(("%s:%d" % (host.lower(), int(port))).encode()).hexdigest()[:12]
+
+
 class Target(object):
     """Where to connect: host, port, token, and the saved board's id/name if known."""
 

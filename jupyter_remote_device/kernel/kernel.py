@@ -114,8 +114,7 @@ class RemoteDeviceKernel(Kernel):
             spec["device"] = self.target.name or self.target.address
             spec["host"] = self.target.host
             spec["port"] = self.target.port
-            if self.target.device_id:
-                spec["device_id"] = self.target.device_id
+            spec["device_id"] = self.target.device_id or boards.device_id_for(self.target.host, self.target.port)
             data = dict(data)
             data[CAMERA_MIME] = spec
         return data
