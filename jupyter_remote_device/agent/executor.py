@@ -27,6 +27,18 @@ Threading contract (for ``agent/__main__.py``)
   pure-Python loops and ``time.sleep`` still stop, other blocking calls only when
   they return.
 
+* ``executor.use_cameras(hub)`` (optional, with the agent's CameraHub) lets
+  ``show_camera()`` put a real still from the board's camera in the cell.
+* On a stock rpyc classic server (no agent) this module's source is sent over the
+  classic connection, registered as ``sys.modules["jrd_board_executor"]`` and
+  driven through ``ensure_background()`` / ``call_json(method, *args)`` (JSON
+  strings only, so no netref crosses the wire). One executor per board process.
+
+Injected in every namespace: ``display``, ``update_display``, ``show(img)`` (a live
+image updated in place, <= 10/s), ``show_camera(width, height)`` and ``input``;
+``getpass.getpass`` asks the client for a password; ``maix.display.show(img)`` is
+mirrored into the running exec (MaixPy compatibility).
+
 Events returned by ``poll()`` (one JSON-able dict each)::
 
     {"type": "stream", "name": "stdout"|"stderr", "text"}
