@@ -208,3 +208,105 @@ def sshd_unavailable():
     except ImportError:
         return "asyncssh is not installed"
     return None
+
+
+class JupyterServerProc:
+    """``python -m jupyter_server`` as a subprocess (optionally inside a network namespace).
+
+    Config and data dirs are private temp folders (``data_dir`` can be shared by two
+    successive servers). ``get``/``post`` talk to it with the server token, from inside
+    the namespace when there is one.
+    """
+
+    def __init__(self, args=(), netns=None, data_dir=None, config_dir=None, port=None):
+        import secrets
+
+        self.dir = tempfile.mkdtemp(prefix="jrd-jupyter-")
+        self.netns = netns
+        self.token = secrets.token_hex(16)
+        self.port = port or free_port()
+        self.data_dir = data_dir or os.path.join(self.dir, "data")
+        self.config_dir = config_dir or os.path.join(self.dir, "config")
+        os.makedirs(self.config_dir, exist_ok=True)
+        env = dict(os.environ, JUPYTER_DATA_DIR=self.data_dir, JUPYTER_CONFIG_DIR=self.config_dir,
+                   JUPYTER_RUNTIME_DIR=os.path.join(self.dir, "runtime"), HOME=self.dir)
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
+               "--port=%d" % self.port, "--port-retries=0", "--IdentityProvider.token=%s" % self.token,
+               "--ServerApp.root_dir=%s" % self.dir,
+               "--ServerApp.jpserver_extensions=jupyter_remote_device=True"] + list(args)
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        if netns:
+            cmd = ["ip", "netns", "exec", netns] + cmd
+        self.log_path = os.path.join(self.dir, "server.log")
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("jupyter server exited:\n" + self.log())
+            try:
+                code, _ = self.request("GET", "api/status")
+                if code == 200:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.3)
+        self.close()
+        raise RuntimeError("jupyter server did not start:\n" + self.log())
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def request(self, method, path, body=None, timeout=20):
+        import json
+
+        url = "http://127.0.0.1:%d/%s" % (self.port, path)
+        script = ("import json,sys,urllib.request,urllib.error\n"
+                  "req=urllib.request.Request(sys.argv[1],method=sys.argv[2],data=sys.argv[4].encode() "
+                  "if sys.argv[4] else (b'' if sys.argv[2] in ('POST','PUT') else None),"
+                  "headers={'Authorization':'token '+sys.argv[3],'Content-Type':'application/json'})\n"
+                  "try:\n r=urllib.request.urlopen(req,timeout=15); c=r.status; b=r.read()\n"
+                  "except urllib.error.HTTPError as e:\n c=e.code; b=e.read()\n"
+                  "sys.stdout.write(json.dumps([c,b.decode('utf-8','replace')]))\n")
+        payload = json.dumps(body) if body is not None else ""
+        cmd = [sys.executable, "-c", script, url, method, self.token, payload]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        code, text = json.loads(out.stdout)
+        try:
+            return code, json.loads(text) if text else None
+        except ValueError:
+            return code, text
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_until(fn, timeout=20.0, interval=0.3):
+    """Poll ``fn()`` (blocking) until truthy; returns it (or the last value)."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    return value

@@ -211,3 +211,157 @@ async def test_classic_interrupt_by_timeout(api, probe_boards):
     assert time.monotonic() - t0 < 10
     code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print('still here')"})
     assert code == 200 and r["stdout"] == "still here\n"
+
+
+# ----------------------------------------------------------------------------- mDNS
+# Only inside two network namespaces made here (a veth pair, 10.231.x.0/24 addresses
+# inside them, a multicast route): zeroconf never sees the machine's real interfaces.
+
+def _run(*cmd):
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
+
+
+class NetnsPair:
+    def __init__(self):
+        tag = uuid.uuid4().hex[:6]
+        self.a, self.b = "jrd-a-" + tag, "jrd-b-" + tag
+        self.ip_a, self.ip_b = "10.231.7.1", "10.231.7.2"
+        self.made = []
+        steps = [("ip", "netns", "add", self.a), ("ip", "netns", "add", self.b),
+                 ("ip", "-n", self.a, "link", "set", "lo", "up"), ("ip", "-n", self.b, "link", "set", "lo", "up"),
+                 ("ip", "-n", self.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", self.b),
+                 ("ip", "-n", self.a, "addr", "add", self.ip_a + "/24", "dev", "va"),
+                 ("ip", "-n", self.b, "addr", "add", self.ip_b + "/24", "dev", "vb"),
+                 ("ip", "-n", self.a, "link", "set", "va", "up"), ("ip", "-n", self.b, "link", "set", "vb", "up"),
+                 ("ip", "-n", self.a, "route", "add", "224.0.0.0/4", "dev", "va"),
+                 ("ip", "-n", self.b, "route", "add", "224.0.0.0/4", "dev", "vb")]
+        for step in steps:
+            r = _run(*step)
+            if r.returncode != 0:
+                self.close()
+                raise RuntimeError("%s: %s" % (" ".join(step), r.stderr.strip()))
+            if step[1:3] == ("netns", "add"):
+                self.made.append(step[3])
+
+    def close(self):
+        for ns in self.made:
+            _run("ip", "netns", "del", ns)
+        self.made = []
+
+
+def _netns_unavailable():
+    if shutil.which("ip") is None:
+        return "no `ip` command (apt-get install iproute2)"
+    if os.geteuid() != 0:
+        return "network namespaces need root here"
+    try:
+        import zeroconf  # noqa: F401
+    except ImportError:
+        return "zeroconf is not installed"
+    try:
+        NetnsPair().close()
+    except Exception as e:
+        return "cannot make a network namespace: %s" % e
+    return None
+
+
+@pytest.fixture
+def netns_pair():
+    why = _netns_unavailable()
+    if why:
+        pytest.skip(why)
+    pair = NetnsPair()
+    yield pair
+    pair.close()
+
+
+def _spawn_agent_in(ns, host, token, extra=()):
+    root = tempfile.mkdtemp(prefix="jrd-ns-root-")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, HOME=root, PYTHONPATH=here)
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-u", "-m", "jupyter_remote_device.agent",
+                             "--host", host, "--port", "18861", "--token", token, "--root", root,
+                             "--camera", "none", "--mdns"] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("JRD-AGENT LISTENING"):
+            return proc, root
+    proc.kill()
+    raise RuntimeError("the agent did not start in the namespace")
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_mdns_inside_network_namespaces(netns_pair):
+    from jrd_helpers import JupyterServerProc, wait_until
+
+    n = netns_pair
+    token = uuid.uuid4().hex
+    agent, root = _spawn_agent_in(n.a, n.ip_a, token)
+    server = None
+    try:
+        server = JupyterServerProc(netns=n.b, args=[
+            "--DeviceManager.mdns=True", "--DeviceManager.allowed_networks=10.231.7.0/24",
+            '--DeviceManager.tokens={"%s:18861": "%s"}' % (n.ip_a, token),
+            "--DeviceManager.probe_interval=1"])
+
+        def listed():
+            code, body = server.request("GET", "jupyter-remote-device/devices")
+            assert code == 200, body
+            found = [d for d in body["devices"] if d["source"] == "mdns"]
+            return found[0] if found else None
+
+        dev = wait_until(listed, 30)
+        assert dev, "mDNS did not list the board:\n" + server.log()
+        assert dev["host"] == n.ip_a and dev["port"] == 18861 and dev["kind"] == "agent"
+        code, d = server.request("POST", "jupyter-remote-device/devices/%s/session" % dev["id"])
+        assert code == 200 and d["status"] == "connected", d
+        code, r = server.request("POST", "jupyter-remote-device/devices/%s/exec" % dev["id"],
+                                 {"code": "import socket\nprint('hi from the namespace')"})
+        assert code == 200 and r["stdout"] == "hi from the namespace\n", r
+        code, _ = server.request("DELETE", "jupyter-remote-device/devices/%s/session" % dev["id"])
+        # the board leaves (zeroconf says goodbye on close): it goes offline
+        _stop(agent)
+
+        def offline():
+            code, body = server.request("GET", "jupyter-remote-device/devices/" + dev["id"])
+            return body if body.get("status") == "offline" else None
+
+        assert wait_until(offline, 20), server.log()
+    finally:
+        _stop(agent)
+        if server is not None:
+            server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_mdns_respects_allowed_networks(netns_pair):
+    from jrd_helpers import JupyterServerProc
+
+    n = netns_pair
+    agent, root = _spawn_agent_in(n.a, n.ip_a, uuid.uuid4().hex)
+    server = None
+    try:
+        server = JupyterServerProc(netns=n.b, args=["--DeviceManager.mdns=True",
+                                                    "--DeviceManager.allowed_networks=10.99.0.0/16"])
+        time.sleep(5)  # announcements and answers have long arrived by then
+        code, body = server.request("GET", "jupyter-remote-device/devices")
+        assert code == 200 and body["devices"] == [], body
+        assert "browsing mDNS" in server.log()  # it did browse; the board was filtered out
+    finally:
+        _stop(agent)
+        if server is not None:
+            server.close()
+        shutil.rmtree(root, ignore_errors=True)
