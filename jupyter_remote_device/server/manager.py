@@ -274,6 +274,8 @@ class DeviceManager(LoggingConfigurable):
 
     async def remove_device(self, device_id):
         dev = self.get(device_id)
+        if self.transfers is not None:
+            self.transfers.cancel_device(device_id)
         await self.close_session(device_id)
         self.devices.pop(device_id, None)
         if dev.ssh:
@@ -478,6 +480,8 @@ class DeviceManager(LoggingConfigurable):
                 pass
         if getattr(self, "_ssh_links", None) is not None:
             await self._ssh_links.shutdown()
+        if self.transfers is not None:
+            await self.run(self.transfers.shutdown)
         for t in self._tasks:
             t.cancel()
         self.pool.shutdown(wait=False)
