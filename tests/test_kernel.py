@@ -413,10 +413,24 @@ s.start()
 
 @pytest.fixture
 def classic_server(env):
-    proc = subprocess.Popen([sys.executable, "-c", CLASSIC_SERVER], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("PORT"), line
-    yield int(line.split()[1])
+    """The real ``rpyc_classic`` CLI (threaded SlaveService; no --register: no registry broadcast)."""
+    port = free_port()
+    try:
+        import plumbum  # noqa: F401  (rpyc's CLI needs it)
+        cmd = [sys.executable, "-c", "import sys; from rpyc.cli.rpyc_classic import main; "
+               "sys.argv[0] = 'rpyc_classic'; main()", "--host", "127.0.0.1", "--port", str(port), "-q"]
+    except ImportError:
+        cmd = [sys.executable, "-c", CLASSIC_SERVER.replace("port=0", "port=%d" % port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.time() < deadline, "rpyc_classic did not start"
+            time.sleep(0.05)
+    yield port
     stop_proc(proc)
 
 
