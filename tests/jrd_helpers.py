@@ -235,7 +235,8 @@ class JupyterServerProc:
         cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
                "--port=%d" % self.port, "--port-retries=0", "--IdentityProvider.token=%s" % self.token,
                "--ServerApp.root_dir=%s" % self.dir,
-               "--ServerApp.jpserver_extensions=jupyter_remote_device=True"] + list(args)
+               "--ServerApp.jpserver_extensions=jupyter_remote_device=True",
+               "--DeviceManager.mdns=False"] + list(args)  # mDNS only where a test turns it on (in a netns)
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         if netns:
