@@ -7,6 +7,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -169,6 +170,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       tracker.currentChanged.connect((_, panel) => {
         item.setViewer(panel ? panel.content : null);
       });
+    }
+
+    if (PageConfig.getOption('exposeAppInBrowser') === 'true') {
+      // Test hook (galata sets expose_app_in_browser), like window.jupyterapp.
+      (window as any).jupyterRemoteDevice = { model, tracker };
     }
 
     void model.start();

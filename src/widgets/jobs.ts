@@ -46,16 +46,17 @@ export function jobProgress(job: IJob): number {
  */
 export function followJob(model: DevicesModel, job: IJob, what: string): Promise<IJob> {
   let cancelled = false;
-  const id = Notification.emit(describeJob(job, what), 'in-progress', {
+  let latest: IJob = model.getJob(job.id) ?? job;
+  const id = Notification.emit(describeJob(latest, what), 'in-progress', {
     autoClose: false,
-    progress: jobProgress(job),
+    progress: jobProgress(latest),
     actions: [
       {
         label: 'Cancel',
         caption: 'Stop this transfer',
         callback: event => {
           event.preventDefault();
-          if (cancelled) {
+          if (cancelled || isJobFinished(latest)) {
             return;
           }
           cancelled = true;
@@ -66,39 +67,61 @@ export function followJob(model: DevicesModel, job: IJob, what: string): Promise
       }
     ]
   });
-  return new Promise<IJob>(resolve => {
-    const finish = (last: IJob) => {
-      model.jobChanged.disconnect(onJob);
-      const type = last.state === 'done' ? 'success' : last.state === 'cancelled' ? 'warning' : 'error';
+  // The toast is created asynchronously (its module loads lazily): an update
+  // sent before it exists is lost. Coalesce updates, send none in the first
+  // moments, and send the final state twice.
+  const emittedAt = Date.now();
+  const FIRST_UPDATE_MS = 400;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const apply = () => {
+    timer = null;
+    if (isJobFinished(latest)) {
+      const type = latest.state === 'done' ? 'success' : latest.state === 'cancelled' ? 'warning' : 'error';
       Notification.update({
         id,
-        message: describeJob(last, what),
+        message: describeJob(latest, what),
         type,
-        progress: last.state === 'done' ? 1 : undefined,
-        autoClose: last.state === 'failed' ? false : 6000,
+        progress: latest.state === 'done' ? 1 : undefined,
+        autoClose: latest.state === 'failed' ? false : 8000,
         actions: []
       });
-      resolve(last);
+    } else {
+      Notification.update({
+        id,
+        message: describeJob(latest, what),
+        type: 'in-progress',
+        progress: jobProgress(latest)
+      });
+    }
+  };
+  const schedule = () => {
+    if (timer !== null) {
+      return;
+    }
+    const wait = Math.max(0, emittedAt + FIRST_UPDATE_MS - Date.now());
+    timer = setTimeout(apply, wait);
+  };
+  return new Promise<IJob>(resolve => {
+    const finish = () => {
+      model.jobChanged.disconnect(onJob);
+      schedule();
+      setTimeout(apply, FIRST_UPDATE_MS + 1500);
+      resolve(latest);
     };
     const onJob = (_: DevicesModel, updated: IJob) => {
       if (updated.id !== job.id) {
         return;
       }
+      latest = updated;
       if (isJobFinished(updated)) {
-        finish(updated);
-        return;
+        finish();
+      } else {
+        schedule();
       }
-      Notification.update({
-        id,
-        message: describeJob(updated, what),
-        type: 'in-progress',
-        progress: jobProgress(updated)
-      });
     };
     model.jobChanged.connect(onJob);
-    const known = model.getJob(job.id) ?? job;
-    if (isJobFinished(known)) {
-      finish(known);
+    if (isJobFinished(latest)) {
+      finish();
     }
   });
 }

@@ -208,6 +208,7 @@ test.describe('Remote device', () => {
     await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
     const name = `hello-${Date.now()}.txt`;
     await page.contents.uploadContent('hello from jupyter\n'.repeat(1000), 'text', `${tmpPath}/${name}`);
+    await page.sidebar.openTab('filebrowser');
     await page.filebrowser.refresh();
     await page.locator('.jp-DirListing-itemName', { hasText: name }).click({ button: 'right' });
     await page.locator('.lm-Menu-item', { hasText: 'Push to Device…' }).click();
@@ -234,7 +235,7 @@ test.describe('Remote device', () => {
     expect(device.status).not.toBe('connected');
   });
 
-  test('a wrong token shows the server message', async ({ page, baseURL }) => {
+  test('a wrong token shows the server message', async ({ page, baseURL }, testInfo) => {
     await openSidebar(page);
     await expect(page.locator(row('locked-board'))).toBeVisible();
     // What the server says, straight from the REST API.
@@ -250,7 +251,9 @@ test.describe('Remote device', () => {
     const dialog = page.locator('.jp-Dialog');
     await expect(dialog).toContainText('Could not connect to locked-board');
     await expect(dialog).toContainText(body.message);
-    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await screenshot(page, 'wrong-token', testInfo.project.name);
+    await dialog.locator('.jp-Dialog-button').last().click();
+    await expect(dialog).toHaveCount(0);
     await expect(page.locator(row('locked-board'))).toHaveAttribute('data-status', 'error');
     await expect(page.locator(`${row('locked-board')} .jp-RemoteDevice-error`)).toBeVisible();
   });
