@@ -323,6 +323,15 @@ def test_restart_resets_namespace(env, agent):
         k.connect(agent)
         reply, msgs = k.run("survivor")
         assert reply["status"] == "error" and reply["ename"] == "NameError"
+        # restarting while a loop runs stops that loop on the board (it would block everyone)
+        k.kc.execute("while True:\n    pass")
+        time.sleep(0.5)
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=TIMEOUT)
+        k.connect(agent)
+        t0 = time.time()
+        reply, msgs = k.run("print('free')", timeout=10)
+        assert reply["status"] == "ok" and texts(msgs) == "free\n" and time.time() - t0 < 5
     finally:
         k.close()
 

@@ -535,9 +535,16 @@ class RemoteDeviceKernel(Kernel):
         return _is_complete(code)
 
     async def do_shutdown(self, restart):
-        if self.backend is not None and not self.backend.closed:
+        backend = self.backend
+        if backend is not None and not backend.closed:
             try:
-                self.backend.reset(self.ns)   # free the board's memory; a restart starts empty
+                # a loop still running would otherwise keep the board busy for everyone
+                if self._current_exec is not None:
+                    backend.interrupt(self._current_exec)
+            except Exception:
+                pass
+            try:
+                backend.reset(self.ns)   # free the board's memory; a restart starts empty
             except Exception:
                 pass
         self._disconnect()
