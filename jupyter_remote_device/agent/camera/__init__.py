@@ -48,11 +48,12 @@ def _probe_backend(name, log):
 
 
 class _Frame(object):
-    __slots__ = ("seq", "image", "captured_at", "width", "height", "target")
+    __slots__ = ("seq", "image", "captured_at", "width", "height", "target", "taken")
 
     def __init__(self, seq, image, captured_at, width, height, target):
         self.seq = seq
         self.target = target  # the mode the capture loop asked the sensor for
+        self.taken = False  # a stream has taken it (on-demand sources then make the next)
         self.image = image
         self.captured_at = captured_at
         self.width = width
@@ -104,12 +105,12 @@ class _Camera(object):
         self.seq = 0
         self.latest = None
         self.encodes = {}
-        self.waiting = 0  # stream calls waiting for a newer frame (drives on-demand sources)
+        self.waiting = 0  # stream calls waiting for a newer frame
+        self.demand_after = 0  # on-demand sources: a stream needs a frame newer than this seq
         self.error = None
         self.interval = None  # EMA of the time between captures
         self.last_t = None
         self.opened = None  # the mode the sensor is open at (None while closed/switching)
-        self.capturing = False  # someone is inside source.capture()/open()/reconfigure()
         self.captures = 0
         self.encode_count = 0
         self.encode_time = 0.0
@@ -241,11 +242,12 @@ class CameraHub(object):
                         wait_for = min(remaining, max(0.001, due - wall))
                     else:
                         wait_for = remaining
-                        if cam.source.on_demand and remaining > 0 and self._capture_inline(cam):
-                            continue
                         if not demanding:
                             demanding = True
                             cam.waiting += 1
+                        seen = lat.seq if lat is not None else 0
+                        if cam.source.on_demand and seen >= cam.demand_after:
+                            cam.demand_after = seen
                             cam.loop_cond.notify_all()
                     if remaining <= 0:
                         return None
@@ -265,6 +267,10 @@ class CameraHub(object):
             st.last_seq = frame.seq
             st.last_captured_at = frame.captured_at
             st.frames += 1
+            if not frame.taken:
+                frame.taken = True
+                if cam.source.on_demand:
+                    cam.loop_cond.notify_all()  # make the next frame while this one encodes
         if mine:
             t0 = time.time()
             try:
@@ -440,29 +446,6 @@ class CameraHub(object):
         cam.last_t = captured_at
         cam.cond.notify_all()
 
-    def _capture_inline(self, cam):
-        """With cam.cond held, for on-demand sources: the asking thread makes the frame
-        itself (no hand-off to the capture thread and back).  False if it can't now."""
-        if cam.capturing or cam.opened is None or cam.opened != cam.wanted_size() or cam.stopping:
-            return False
-        cam.capturing = True
-        target = cam.opened
-        ok = False
-        cam.cond.release()
-        try:
-            image, captured_at, w, h = cam.source.capture()
-            ok = True
-        finally:
-            cam.cond.acquire()
-            cam.capturing = False
-            if ok:
-                self._publish(cam, image, captured_at, w, h, target)
-            else:
-                cam.cond.notify_all()
-            if cam.waiting or cam.stopping or cam.opened != cam.wanted_size():
-                cam.loop_cond.notify_all()  # the capture thread may be waiting for us
-        return True
-
     def _capture_loop(self, cam):
         """The camera's thread: opens/reconfigures/releases the sensor and, for sensors
         with their own clock, captures continuously while streams are open."""
@@ -477,17 +460,16 @@ class CameraHub(object):
                         break
                     want = cam.wanted_size()
                     if src.on_demand and want == opened:
-                        # streams capture inline; this thread steps in only when one waits
-                        # and nobody is capturing, or when the size must change
+                        # keep exactly one untaken frame ready: make the next one as soon
+                        # as a stream takes the latest (it encodes, GIL released, while
+                        # this thread draws), or when a stream waits for a fresher one
                         while (cam.streams and not cam.stopping and cam.wanted_size() == opened
-                               and (cam.waiting == 0 or cam.capturing)):
+                               and cam.latest is not None and not cam.latest.taken
+                               and cam.demand_after < cam.latest.seq):
                             cam.loop_cond.wait(0.5)
                         if cam.stopping or not cam.streams:
                             break
                         want = cam.wanted_size()
-                    while cam.capturing:  # an inline capture in progress
-                        cam.loop_cond.wait(0.05)
-                    cam.capturing = True
                     cam.opened = None if want != opened else opened
                 try:
                     if want != opened:
@@ -503,7 +485,6 @@ class CameraHub(object):
                     failures += 1
                     self.log.warning("camera %s capture failed (%d): %s", src.id, failures, e)
                     with cam.cond:
-                        cam.capturing = False
                         if failures >= 3:
                             cam.error = "%s: %s" % (type(e).__name__, e)
                         cam.cond.notify_all()
@@ -517,7 +498,6 @@ class CameraHub(object):
                     time.sleep(0.2 * failures)
                     continue
                 with cam.cond:
-                    cam.capturing = False
                     cam.opened = opened
                     self._publish(cam, image, captured_at, w, h, opened)
         except Exception:
@@ -527,15 +507,11 @@ class CameraHub(object):
         finally:
             with cam.cond:
                 cam.opened = None
-                while cam.capturing:  # let an inline capture finish before releasing
-                    cam.loop_cond.wait(0.05)
-                cam.capturing = True
             try:
                 src.close()
             except Exception as e:
                 self.log.warning("camera %s: releasing failed: %s", src.id, e)
             with cam.cond:
-                cam.capturing = False
                 cam.thread = None
                 cam.stopping = False
                 cam.latest = None

@@ -13,7 +13,9 @@ Python 3.8 syntax, standard library only at import time.
 """
 import io
 import json
+import os
 import struct
+import threading
 import time
 
 # The modes most sensors and UVC cameras offer; used when a backend can't ask.
@@ -58,12 +60,43 @@ def parse_frame(data):
     return header, data[4 + n:]
 
 
+_scratch = threading.local()
+
+
+def _scratch_file():
+    """A per-thread in-memory file with a real descriptor (Linux memfd), or None.
+
+    Pillow encodes into a file descriptor with ``encode_to_file``, which runs the
+    whole JPEG encode with the GIL released; into a BytesIO it holds the GIL.  With a
+    descriptor, encodes of different settings run on different cores, and the
+    capture thread and the rpyc threads keep running while a frame is encoded."""
+    f = getattr(_scratch, "f", False)
+    if f is False:
+        f = None
+        if hasattr(os, "memfd_create"):
+            try:
+                f = os.fdopen(os.memfd_create("jrd-jpeg", getattr(os, "MFD_CLOEXEC", 1)), "w+b", buffering=0)
+            except (OSError, ValueError):
+                f = None
+        _scratch.f = f
+    return f
+
+
 def pil_encode(image, width, height, quality):
     """JPEG-encode a PIL image at (width, height) and quality with Pillow."""
     if image.size != (width, height):
         image = pil_resize(image, width, height)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
+    f = _scratch_file()
+    if f is not None:
+        try:
+            f.seek(0)
+            image.save(f, "JPEG", quality=int(quality))
+            n = f.tell()
+            return os.pread(f.fileno(), n, 0)
+        except (OSError, AttributeError, io.UnsupportedOperation):
+            _scratch.f = None  # fall back to memory for this thread
     buf = io.BytesIO()
     image.save(buf, "JPEG", quality=int(quality))
     return buf.getvalue()
