@@ -179,13 +179,32 @@ class SshServer:
         import json
         import signal
 
+        pids = []
         for state in glob.glob(os.path.join(self.home, ".cache", "jupyter-remote-device", "agent-*", "agent.json")):
             try:
                 with open(state) as f:
                     pid = int(json.load(f)["pid"])
                 os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
             except (OSError, ValueError, KeyError, TypeError):
                 pass
+
+        def alive(pid):
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    return "\nState:\tZ" not in f.read()
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for p in pids:
+            if alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def close(self):
         self.kill_agents()

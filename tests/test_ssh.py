@@ -139,3 +139,39 @@ async def test_ssh_bad_input(api, sshd, tmp_path):
         assert code in (400, 403) and err["reason"] == reason, (body, err)
     code, listing = await api("GET", "devices")
     assert listing["devices"] == []
+
+
+def test_ssh_board_survives_restart(sshd, tmp_path):
+    """Two successive jupyter servers sharing JUPYTER_DATA_DIR: the SSH board is still there (0600)."""
+    from jrd_helpers import JupyterServerProc
+
+    sshd.kill_agents()
+    data_dir = str(tmp_path / "data")
+    args = ["--DeviceManager.allowed_networks=127.0.0.0/8", "--DeviceManager.ssh_known_hosts=%s" % sshd.known_hosts,
+            "--DeviceManager.ssh_python=%s" % sys.executable]
+    first = JupyterServerProc(data_dir=data_dir, args=args)
+    try:
+        code, dev = first.request("POST", "jupyter-remote-device/devices",
+                                  {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port), "key": sshd.user_key,
+                                   "name": "over ssh"})
+        assert code == 201, dev
+        code, s = first.request("POST", "jupyter-remote-device/devices/%s/session" % dev["id"])
+        assert code == 200 and s["status"] == "connected", s
+    finally:
+        first.close()
+    path = os.path.join(data_dir, "remote_device", "devices.json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    second = JupyterServerProc(data_dir=data_dir, args=args)
+    try:
+        code, body = second.request("GET", "jupyter-remote-device/devices")
+        [d] = body["devices"]
+        assert d["id"] == dev["id"] and d["source"] == "ssh" and d["name"] == "over ssh"
+        assert d["ssh"] == {"user": sshd.user, "host": "127.0.0.1", "port": sshd.port, "key": sshd.user_key}
+        code, s = second.request("POST", "jupyter-remote-device/devices/%s/session" % dev["id"],
+                                 {"take_over": True})
+        assert code == 200 and s["status"] == "connected", (s, second.log())
+        code, r = second.request("POST", "jupyter-remote-device/devices/%s/exec" % dev["id"], {"code": "print(1)"})
+        assert code == 200 and r["stdout"] == "1\n", r
+    finally:
+        second.close()
+        sshd.kill_agents()
