@@ -199,6 +199,8 @@ class _DeviceStream(object):
                 if self.conn is None:
                     try:
                         self.conn, self.sid = self.open_blocking()
+                        self._rate.clear()  # a restarted board restarts seq
+                        self.last_seq = None
                         delay = 0.25
                     except Exception as e:
                         link = _is_link_error(e)
