@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import time
+import zlib
 
 import rpyc
 from rpyc.core.channel import Channel
@@ -52,6 +53,51 @@ class TunedSocketStream(SocketStream):
     MAX_IO_CHUNK = IO_CHUNK
 
 
+class BoundedChannel(Channel):
+    """A Channel that refuses absurd frames: a peer (a hostile board) cannot make us buffer
+    gigabytes by announcing a huge frame, nor inflate a zlib bomb."""
+
+    MAX_FRAME = 64 << 20
+
+    def recv(self):
+        header = self.stream.read(self.FRAME_HEADER.size)
+        length, compressed = self.FRAME_HEADER.unpack(header)
+        if length > self.MAX_FRAME:
+            self.close()
+            raise EOFError("the peer sent a %d-byte frame (limit %d): connection closed" % (length, self.MAX_FRAME))
+        data = self.stream.read(length + len(self.FLUSHER))[:-len(self.FLUSHER)]
+        if compressed:
+            d = zlib.decompressobj()
+            try:
+                data = d.decompress(data, self.MAX_FRAME)
+            except zlib.error as e:
+                self.close()
+                raise EOFError("the peer sent a corrupt frame: %s" % e)
+            if d.unconsumed_tail:
+                self.close()
+                raise EOFError("the peer sent a frame inflating past %d bytes: connection closed" % self.MAX_FRAME)
+        return data
+
+
+class RemoteBaseException(Exception):
+    """A peer raised SystemExit/KeyboardInterrupt/GeneratorExit: never let those loose here."""
+
+
+def _safe_unboxer(conn):
+    unbox = conn._unbox_exc
+
+    def safe(raw):
+        exc = unbox(raw)
+        if not isinstance(exc, Exception):
+            wrapped = RemoteBaseException("the board raised %s: %s" % (
+                type(exc).__name__, str(exc)[:200] if exc.args else ""))
+            wrapped._remote_tb = getattr(exc, "_remote_tb", "")
+            return wrapped
+        return exc
+
+    return safe
+
+
 def tune_socket(sock):
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -69,7 +115,9 @@ def wrap_connection(sock, service=rpyc.VoidService, config=None):
     cfg = dict(CLIENT_CONFIG)
     if config:
         cfg.update(config)
-    return connect_channel(Channel(TunedSocketStream(sock), compress=False), service=service, config=cfg)
+    conn = connect_channel(BoundedChannel(TunedSocketStream(sock), compress=False), service=service, config=cfg)
+    conn._unbox_exc = _safe_unboxer(conn)
+    return conn
 
 
 def looks_like_rpyc_frame(head):
