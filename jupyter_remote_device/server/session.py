@@ -7,6 +7,8 @@ connection is served by one agent thread, one call at a time.
 """
 import asyncio
 import json
+import socket
+import threading
 import time
 import uuid
 
@@ -27,6 +29,40 @@ def _remote_message(e):
     if e.args:
         return str(e.args[-1] if isinstance(e, OSError) and len(e.args) > 1 else e.args[0])
     return type(e).__name__
+
+
+def plain(value, what="an answer"):
+    """A board's answer must be plain data (brine values): never an object reference (netref),
+    whose every use would be a call into the board."""
+    if isinstance(value, rpyc.BaseNetref):
+        raise ApiError(502, "protocol", "The board sent %s that is an object reference, not data: "
+                       "it is not a well-behaved agent" % what)
+    if type(value) is tuple:
+        for v in value:
+            plain(v, what)
+    return value
+
+
+def json_text(value, what="an answer"):
+    """Parse a board's JSON answer (a str) into a dict, or ApiError 502 protocol."""
+    plain(value, what)
+    if type(value) not in (str, bytes):
+        raise ApiError(502, "protocol", "The board sent %s that is not JSON text" % what)
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise ApiError(502, "protocol", "The board sent %s that is not valid JSON" % what)
+    if not isinstance(data, dict):
+        raise ApiError(502, "protocol", "The board sent %s that is not a JSON object" % what)
+    return data
+
+
+def _shutdown(conn):
+    """Unblock any thread reading this connection (a read stuck on a dribbling peer)."""
+    try:
+        conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+    except Exception:
+        pass
 
 
 class ConnectionLost(Exception):
@@ -96,7 +132,7 @@ class DeviceSession:
             claim = root.claim
         except AttributeError:  # an agent without the holder concept
             return
-        reply = json.loads(claim(self.manager.user_name, self.session_id, bool(take_over)))
+        reply = json_text(claim(self.manager.user_name, self.session_id, bool(take_over)), "a claim reply")
         if not reply.get("ok"):
             holder = reply.get("holder") or {}
             raise ApiError(409, "in-use", "%s is in use by %s (since %s). Take it over explicitly with "
@@ -107,15 +143,28 @@ class DeviceSession:
 
     def _open_blocking(self, take_over=False):
         conn = self.connect_new()
+        # a board that stalls mid-frame must not hold this thread past the request's timeout
+        watchdog = threading.Timer(self.manager.connect_timeout + 1.0, _shutdown, (conn,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             root = conn.root
             self._claim(root, take_over)
             info_fn = root.info
-            info = json.loads(info_fn())
+            info = json_text(info_fn(), "its info")
             self._fns = (root, {"info": info_fn})
-        except BaseException:
-            conn.close()
-            raise
+        except BaseException as e:
+            _shutdown(conn)
+            _close_quietly(conn)
+            if isinstance(e, (ApiError, ConnectError)):
+                raise
+            err = map_remote_error(e, self.device.name)
+            if isinstance(err, ConnectionLost):
+                err = ApiError(502, "protocol", "The connection to %s broke while opening: %s" % (
+                    self.device.name, str(err)))
+            raise err from None
+        finally:
+            watchdog.cancel()
         return conn, root, info
 
     async def open(self, take_over=False):
@@ -161,10 +210,10 @@ class DeviceSession:
         if fn is None:
             fn = cache[name] = getattr(root, name)
         if timeout is None:
-            return fn(*args)
+            return plain(fn(*args))
         res = rpyc.async_(fn)(*args)
         res.set_expiry(timeout)
-        return res.value
+        return plain(res.value)
 
     async def call(self, name, *args, timeout=None):
         """Run ``root.<name>(*args)`` in a worker thread; errors become ApiError."""
@@ -181,7 +230,7 @@ class DeviceSession:
             raise err
 
     async def call_json(self, name, *args, timeout=None):
-        return json.loads(await self.call(name, *args, timeout=timeout))
+        return json_text(await self.call(name, *args, timeout=timeout), "an answer to %s" % name)
 
     async def exec(self, code, timeout=30.0):
         """Run code in the REST namespace; returns {"stdout","stderr","error"}."""
@@ -233,8 +282,8 @@ class DeviceSession:
             if self.closed:
                 return
             try:
-                info = json.loads(raw)
-            except ValueError:
+                info = json_text(raw, "its info")
+            except ApiError:
                 continue
             self.device.info = info
             if self._taken_over(info):
