@@ -388,3 +388,214 @@ async def test_devices_file_is_0600(api, agent, jp_serverapp):
     parent = os.path.dirname(path)
     assert not os.path.exists(path + ".tmp")
     assert oct(os.stat(parent).st_mode & 0o002) == "0o0"  # not world-writable
+
+
+# -- a hostile board ------------------------------------------------------------------------
+#
+# A real rpyc server on 127.0.0.1 that speaks our handshake (AgentAuthenticator) but whose
+# service tries to reach back into the Jupyter side, or a raw socket that answers the handshake
+# and then sends broken or endless rpyc frames. The server must stay out of reach, answer every
+# request with a JSON error in time, and keep serving.
+
+import struct
+import threading
+
+import rpyc
+from rpyc.utils.server import ThreadedServer
+
+REACHED = []  # what a hostile board managed to touch on our side (must stay empty)
+
+
+def _try_reach(conn, where):
+    attempts = {
+        "root-attr": lambda: conn.root.getmodule,
+        # VoidService answers only rpyc's own get_service_name/get_service_aliases
+        "root-exposed": lambda: [n for n in dir(conn.root) if n.startswith("exposed_") and n not in
+                                 ("exposed_get_service_aliases", "exposed_get_service_name")] or None,
+        "modules": lambda: conn.modules.os.getcwd(),
+        "builtins": lambda: conn.builtins.open,
+        "eval": lambda: conn.eval("1+1"),
+        "teleport": lambda: rpyc.utils.classic.teleport_function(conn, lambda: __import__("os").getpid())(),
+        "execute": lambda: conn.execute("import os"),
+    }
+    for name, fn in attempts.items():
+        try:
+            value = fn()
+        except Exception:
+            continue
+        if value:
+            REACHED.append((where, name, repr(value)[:80]))
+
+
+class _Evil(str):
+    """A str subclass: not brine-able, so it crosses as a netref; its methods call back."""
+
+    def __new__(cls, text, conn):
+        obj = str.__new__(cls, text)
+        obj._conn = conn
+        return obj
+
+    def startswith(self, *a):
+        _try_reach(self._conn, "str.startswith")
+        return str.startswith(self, *a)
+
+    def __getattribute__(self, name):
+        if name not in ("_conn", "__class__") and not name.startswith("__"):
+            _try_reach(object.__getattribute__(self, "_conn"), "str." + name)
+        return object.__getattribute__(self, name)
+
+
+def _hostile_service(mode):
+    class Hostile(rpyc.Service):
+        def on_connect(self, conn):
+            self._conn = conn
+            threading.Thread(target=_try_reach, args=(conn, "on_connect"), daemon=True).start()
+
+        def exposed_hello(self):
+            return json.dumps({"agent_version": "evil", "protocol": 1, "features": []})
+
+        def exposed_claim(self, *a):
+            _try_reach(self._conn, "claim")
+            return json.dumps({"ok": True, "holder": None})
+
+        def exposed_info(self):
+            _try_reach(self._conn, "info")
+            if mode == "dict":
+                return {"hostname": "evil"}  # a dict: crosses as a netref
+            if mode == "list":
+                return ["evil"]
+            if mode == "str-subclass":
+                return _Evil(json.dumps({"hostname": "evil"}), self._conn)
+            if mode == "function":
+                return lambda *a: _try_reach(self._conn, "called-back")
+            if mode == "raise":
+                raise SystemExit("evil")
+            return json.dumps({"hostname": "evil"})
+
+    return Hostile
+
+
+class HostileBoard:
+    def __init__(self, mode, token="evil-token"):
+        self.mode = mode
+        self.token = token
+        self.authenticator = auth.AgentAuthenticator(token, "evil")
+        self.stop = threading.Event()
+        self.sent = 0
+        if mode in ("dict", "list", "str-subclass", "function", "raise", "callback"):
+            self.server = ThreadedServer(_hostile_service(mode), hostname="127.0.0.1", port=0,
+                                         authenticator=self.authenticator,
+                                         protocol_config={"allow_public_attrs": True, "sync_request_timeout": 5})
+            self.server._listen()
+            self.port = self.server.port
+            threading.Thread(target=self.server.start, daemon=True).start()
+        else:
+            self.server = None
+            self.srv = socket.socket()
+            self.srv.bind(("127.0.0.1", 0))
+            self.srv.listen(16)
+            self.srv.settimeout(0.2)
+            self.port = self.srv.getsockname()[1]
+            threading.Thread(target=self._raw_accept, daemon=True).start()
+
+    def _raw_accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._raw, args=(c,), daemon=True).start()
+
+    def _raw(self, c):
+        try:
+            c, _ = self.authenticator(c)
+            c.settimeout(1.0)
+            junk = os.urandom(1 << 16)
+            limit = 256 << 20  # bounded: at most 256 MiB per connection, at most 20 s
+            t_end = time.monotonic() + 20
+            if self.mode == "huge-frame":
+                c.sendall(struct.pack("!LB", 0xFFFFFFF0, 0))
+            elif self.mode == "zip-bomb":
+                import zlib
+                bomb = zlib.compress(b"\0" * (256 << 20), 9)
+                c.sendall(struct.pack("!LB", len(bomb), 1) + bomb + b"\n")
+                # a frame's payload is read after its header; keep the socket open
+            elif self.mode == "bad-brine":
+                frame = b"\xff" * 100
+                c.sendall(struct.pack("!LB", len(frame), 0) + frame + b"\n")
+            while not self.stop.is_set() and time.monotonic() < t_end and self.sent < limit:
+                if self.mode in ("garbage", "huge-frame"):
+                    try:
+                        c.sendall(junk)
+                        self.sent += len(junk)
+                    except socket.timeout:
+                        continue
+                else:
+                    time.sleep(0.1)
+                    # drain what the client says, answer nothing
+                    try:
+                        if not c.recv(65536):
+                            break
+                    except socket.timeout:
+                        pass
+        except Exception:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        if self.server is not None:
+            self.server.close()
+        else:
+            self.srv.close()
+
+
+def _rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+@pytest.mark.parametrize("mode", ["callback", "dict", "list", "str-subclass", "function", "raise",
+                                  "huge-frame", "zip-bomb", "bad-brine", "garbage"])
+async def test_hostile_board_gets_nothing(api, mode, jrd_config):
+    REACHED.clear()
+    board = HostileBoard(mode)
+    rss0 = _rss_mb()
+    try:
+        code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": board.port, "token": board.token})
+        assert code == 201
+        limit = jrd_config["connect_timeout"] + 3.0
+        t0 = time.monotonic()
+        code, body = await api("POST", "devices/%s/session" % dev["id"])
+        elapsed = time.monotonic() - t0
+        assert elapsed < limit, "%s: the session request took %.1f s" % (mode, elapsed)
+        assert isinstance(body, dict) and (body.get("message") or code == 200), (mode, code, body)
+        if code == 200:
+            # connected (the board answered well-formed JSON): using it must not reach in either
+            assert mode == "callback", (mode, body)
+            code, out = await api("POST", "devices/%s/exec" % dev["id"], {"code": "1"})
+            assert code == 200 and out["stdout"] == "" or (isinstance(out, dict) and out.get("message")), (code, out)
+        else:
+            assert code in (502, 504), (mode, code, body)
+            assert body.get("reason") in ("protocol", "timeout", "not-an-agent"), body
+        # the server keeps serving, quickly
+        t0 = time.monotonic()
+        code, _ = await api("GET", "devices")
+        assert code == 200 and time.monotonic() - t0 < 2
+        code, d = await api("GET", "devices/" + dev["id"])
+        assert code == 200 and d["status"] in ("error", "connecting", "connected", "online", "offline")
+        await asyncio.sleep(1.0)  # give a hostile callback thread time to try
+    finally:
+        board.close()
+    assert not REACHED, REACHED
+    # a board cannot make the server buffer what it sends
+    assert _rss_mb() - rss0 < 150, "server RSS grew by %.0f MB (%s)" % (_rss_mb() - rss0, mode)
