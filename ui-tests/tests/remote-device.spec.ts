@@ -3,9 +3,28 @@
  * the synthetic camera (see jupyter_server_test_config.py). Runs once at the
  * root URL and once under base_url=/jrd/ (playwright projects).
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
 import { APIRequestContext, Page } from '@playwright/test';
 import * as path from 'path';
+
+/**
+ * galata's tmpPath fixture talks to `/api/contents` at the host root, which
+ * misses a server under a base_url (/jrd/): make the test folder with the
+ * full base URL instead.
+ */
+const test = base.extend({
+  tmpPath: async ({ request, baseURL }, use, testInfo) => {
+    const folder = path.basename(testInfo.outputDir).replace(/-retry\d+$/i, '');
+    const url = `${baseURL}/api/contents/${folder}`;
+    if ((await request.get(url)).ok()) {
+      await request.delete(url);
+    }
+    const res = await request.put(url, { data: { type: 'directory' } });
+    expect(res.ok(), `create ${url}`).toBeTruthy();
+    await use(folder);
+    await request.delete(url).catch(() => undefined);
+  }
+});
 
 test.describe.configure({ mode: 'serial' });
 
