@@ -66,6 +66,8 @@ class BaseHandler(APIHandler):
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise bad_request("The request body is not valid JSON: %s" % e)
+        except RecursionError:
+            raise bad_request("The request body is not valid JSON: nested too deeply")
         if not isinstance(data, dict):
             raise bad_request("The request body must be a JSON object")
         return data
