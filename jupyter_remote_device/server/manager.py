@@ -42,6 +42,10 @@ def normalize_host(host):
         pass
     if not HOSTNAME_RE.match(h):
         raise bad_request("%r is not a valid host name or IP address" % host[:80])
+    if re.match(r"^(0x[0-9a-f]+|[0-9.]+)$", h, re.I):
+        # numbers that are no IP literal (999.1.1.1, 1.2.3.4.5, 2130706433, 0x7f000001): resolvers
+        # read some as addresses, others fail; refuse them all rather than guess
+        raise bad_request("%r is not a valid IP address" % host[:80])
     return h.lower()
 
 
