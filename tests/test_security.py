@@ -47,7 +47,15 @@ def jp_server_config(jrd_config, request):
     if request.node.originalname in DENY_TESTS:
         DenyRemoteDevice.asked = []
         cfg["ServerApp"]["authorizer_class"] = DenyRemoteDevice
+    if request.node.originalname in NETWORKS_BY_TEST:
+        cfg["DeviceManager"] = dict(jrd_config, allowed_networks=NETWORKS_BY_TEST[request.node.originalname])
     return cfg
+
+
+NETWORKS_BY_TEST = {
+    "test_names_resolving_outside_are_not_dialed": ["10.0.0.0/8"],
+    "test_ipv6_loopback_outside_allowed": ["127.0.0.0/8"],
+}
 
 
 # -- the route table, read from the live app -------------------------------------------
@@ -599,3 +607,157 @@ async def test_hostile_board_gets_nothing(api, mode, jrd_config):
     assert not REACHED, REACHED
     # a board cannot make the server buffer what it sends
     assert _rss_mb() - rss0 < 150, "server RSS grew by %.0f MB (%s)" % (_rss_mb() - rss0, mode)
+
+
+# -- allowed_networks: names are checked where they resolve, at dial time -------------------
+
+class CountingListener:
+    """A loopback port that counts connections (to prove nothing was dialed)."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.srv.bind((host, 0))
+        self.srv.listen(8)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.accepted = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        self.srv.close()
+
+
+async def test_names_resolving_outside_are_not_dialed(api):
+    """allowed_networks = 10.0.0.0/8 only: 'localhost' and numeric spellings of 127.0.0.1 resolve
+    outside it: refused with 403 not-allowed at dial time, and no connection is ever made."""
+    lis = CountingListener()
+    try:
+        for host in ("localhost", "LOCALHOST", "2130706433", "0x7f000001", "127.1"):
+            code, dev = await api("POST", "devices", {"host": host, "port": lis.port})
+            if code == 400:  # refused as malformed at add time: fine too
+                assert dev["reason"] == "bad-request"
+                continue
+            assert code in (200, 201), (host, dev)
+            code, err = await api("POST", "devices/%s/session" % dev["id"])
+            assert (code, err["reason"]) == (403, "not-allowed"), (host, err)
+            assert "allowed_networks" in err["message"]
+            code, d = await api("GET", "devices/" + dev["id"])
+            assert d["status"] in ("error", "offline")
+        # IP literals outside are refused when added
+        for host in ("127.0.0.1", "[::1]", "::1", "::ffff:127.0.0.1", "169.254.169.254"):
+            code, err = await api("POST", "devices", {"host": host, "port": lis.port})
+            assert (code, err["reason"]) == (403, "not-allowed"), (host, err)
+        await asyncio.sleep(0.5)  # background status probes had their chance
+        assert lis.accepted == 0, "the server dialed an address outside allowed_networks"
+    finally:
+        lis.close()
+
+
+async def test_ipv6_loopback_outside_allowed(api):
+    """allowed_networks = 127.0.0.0/8 only: ::1 (literal or bracketed) is outside."""
+    for host in ("::1", "[::1]", "0:0:0:0:0:0:0:1"):
+        code, err = await api("POST", "devices", {"host": host, "port": 18861})
+        assert (code, err["reason"]) == (403, "not-allowed"), (host, err)
+    lis = CountingListener()
+    try:  # while 127.0.0.1 itself is fine
+        code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": lis.port})
+        assert code == 201
+    finally:
+        lis.close()
+
+
+async def test_ipv6_loopback_allowed_by_default_config(api):
+    """conftest allows ::1/128: an agent listening on [::1] is reachable by its literal."""
+    try:
+        proc, port, token = __import__("jupyter_remote_device.app", fromlist=["spawn_agent"]).spawn_agent(
+            host="::1", camera="none")
+    except Exception as e:
+        pytest.skip("no IPv6 loopback here: %s" % e)
+    try:
+        code, dev = await api("POST", "devices", {"host": "[::1]", "port": port, "token": token})
+        assert code == 201 and dev["host"] == "::1"
+        code, dev = await api("POST", "devices/%s/session" % dev["id"])
+        assert code == 200 and dev["status"] == "connected", dev
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# -- bad input: a clear 4xx, and the server stays up ---------------------------------------
+
+@pytest.mark.parametrize("route,params,body", [
+    ("devices/nope/files", {"path": "a" * 10000}, None),
+    ("devices/nope/files", {"path": "a\x00b"}, None),
+    ("devices/%00", {}, None),
+    ("devices/" + "x" * 5000, {}, None),
+    ("devices/<script>", {}, None),
+    ("jobs/%ff%fe", {}, None),
+])
+async def test_odd_ids_and_paths(api, route, params, body):
+    code, err = await api("GET", route, **params)
+    assert 400 <= code < 500 and isinstance(err, dict) and err.get("message"), (route, code, err)
+    code, _ = await api("GET", "version")
+    assert code == 200
+
+
+async def test_bad_input_on_a_connected_board(api, agent, connected, jp_fetch):
+    did = await connected()
+    cases = [
+        ("GET", "devices/%s/files" % did, {"path": "a" * 10000}, None, 400),
+        ("GET", "devices/%s/files" % did, {"path": "x\x00y"}, None, (400, 404)),  # tornado blanks controls
+        ("GET", "devices/%s/files/content" % did, {"path": "../../etc/passwd"}, None, (400, 403)),
+        ("DELETE", "devices/%s/files" % did, {"path": "."}, None, 400),
+        ("DELETE", "devices/%s/files" % did, {"path": "/"}, None, 400),
+        ("POST", "devices/%s/exec" % did, {}, {"code": "1", "timeout": True}, 400),
+        ("POST", "devices/%s/exec" % did, {}, {"code": "1", "timeout": 1e308}, 400),
+        ("POST", "devices/%s/exec" % did, {}, {"code": ["print(1)"]}, 400),
+        ("POST", "devices/%s/push" % did, {}, {"source": 5, "dest": "x"}, 400),
+        ("POST", "devices/%s/push" % did, {}, {"source": "a", "dest": "x", "sync": "yes"}, 400),
+        ("POST", "devices/%s/files" % did, {}, {"path": "d", "type": "fifo"}, 400),
+        ("PATCH", "devices/%s/files" % did, {}, {"path": "x"}, 400),
+        ("POST", "devices/%s/session" % did, {}, {"token": 12}, 400),
+        ("POST", "devices", {}, {"host": "127.0.0.1", "port": 18861.5}, 400),
+        ("POST", "devices", {}, {"host": "127.0.0.1", "port": -1}, 400),
+        ("POST", "devices", {}, {"host": "999.999.999.999", "port": 1}, 400),
+        ("POST", "devices", {}, {"host": "1.2.3.4.5", "port": 1}, 400),
+        ("POST", "devices", {}, {"host": "a" * 64 + ".b", "port": 1}, 400),
+        ("POST", "devices", {}, {"host": "http://127.0.0.1/", "port": 1}, 400),
+        ("POST", "devices", {}, {"host": "127.0.0.1:80", "port": 1}, 400),
+        ("POST", "devices", {}, {"host": "127.0.0.1", "port": 1, "tls": "no"}, (400, 201, 200)),
+    ]
+    for method, route, params, body, want in cases:
+        code, err = await api(method, route, body, **params)
+        ok = code in want if isinstance(want, tuple) else code == want
+        assert ok, (method, route, params, body, code, err)
+        if code >= 400:
+            assert isinstance(err, dict) and err.get("message") and err.get("reason"), err
+    # raw junk bodies on every JSON endpoint
+    for route in ("devices", "devices/%s/session" % did, "devices/%s/exec" % did, "devices/%s/push" % did,
+                  "devices/%s/files" % did):
+        for raw in (b"\xff\xfe\x00", b"{" * 50000, b"[" * 100000 + b"]" * 100000,
+                    b'"just a string"', b"\x00" * 100):
+            code, err = await api("POST", route, raw_body=raw)
+            assert code in (400, 413), (route, raw[:20], code, err)
+            assert isinstance(err, dict) and err["reason"] in ("bad-request", "too-large"), (route, raw[:20], err)
+        code, err = await api("POST", route, raw_body=b'{"code": "' + b"x" * (2 << 20) + b'"}')
+        assert (code, err["reason"]) == (413, "too-large"), route
+    # wrong-typed query parameters
+    r = await jp_fetch("jupyter-remote-device", "devices", did, "files", method="DELETE", raise_error=False,
+                       params={"path": "nothing-here", "recursive": "maybe"})
+    assert r.code in (400, 404), r.code
+    # the board and the server are fine after all that
+    code, out = await api("POST", "devices/%s/exec" % did, {"code": "print('ok')"})
+    assert code == 200 and out["stdout"] == "ok\n"
