@@ -73,8 +73,9 @@ class SyntheticSource(Source):
         return d
 
     def nearest_mode(self, width, height):
-        # a test pattern has every size; keep it sane
-        return max(16, min(int(width), 3840)), max(16, min(int(height), 2160))
+        # a test pattern has every size up to 1920x1080 (its precomputed noise tiles
+        # cost about 4 x 3 bytes per pixel of memory)
+        return max(16, min(int(width), 1920)), max(16, min(int(height), 1080))
 
     # -- capture ------------------------------------------------------------
     def open(self, width, height):
