@@ -18,6 +18,7 @@ import { IDevice } from './api';
 import { snapshotName, toBase64 } from './frame';
 import { boardIcon, cameraIcon } from './icons';
 import { DevicesModel } from './model';
+import { KERNEL_NAME } from './notebook';
 import { askForDevice } from './widgets/adddialog';
 import { CameraPanel, CameraViewer, IStreamSettings } from './widgets/camera';
 import { followJob } from './widgets/jobs';
@@ -38,8 +39,7 @@ export namespace CommandIDs {
 /** The palette category. */
 export const PALETTE_CATEGORY = 'Remote Device';
 
-/** The kernelspec that runs code on a board. */
-export const KERNEL_NAME = 'remote-device';
+export { KERNEL_NAME };
 
 /** Current defaults for new camera tabs (from the settings registry). */
 export interface ICameraDefaults extends IStreamSettings {

@@ -9,6 +9,7 @@ import {
 import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
@@ -20,6 +21,7 @@ import {
 } from './commands';
 import { parseResolution } from './frame';
 import { DevicesModel } from './model';
+import { connectNotebooksOnKernelStart } from './notebook';
 import { CameraPanel } from './widgets/camera';
 import { DevicesSidebar } from './widgets/sidebar';
 import { DeviceStatusItem } from './widgets/statusbar';
@@ -181,4 +183,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * Silent `%connect` when a notebook made by "Open notebook on device" starts
+ * or restarts its kernel.
+ */
+const notebookPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-remote-device:notebook-connect',
+  description: 'Reconnects remote-device notebooks to their board on kernel start.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    connectNotebooksOnKernelStart(tracker);
+  }
+};
+
+export default [plugin, notebookPlugin];
