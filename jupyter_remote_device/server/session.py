@@ -272,8 +272,13 @@ class DeviceSession:
             if self.closed or self.conn is None:
                 return
             try:
-                raw = await self.manager.run(self._call_blocking, "info", (), self.manager.heartbeat_timeout)
-            except Exception as e:
+                # bounded here too: a board stalling mid-frame blocks the reading thread itself
+                raw = await asyncio.wait_for(
+                    self.manager.run(self._call_blocking, "info", (), self.manager.heartbeat_timeout),
+                    self.manager.heartbeat_timeout + 2.0)
+            except asyncio.CancelledError:
+                raise
+            except (Exception, asyncio.TimeoutError) as e:
                 err = map_remote_error(e, self.device.name)
                 reason = str(err) if isinstance(err, ConnectionLost) else (
                     "no heartbeat answer within %gs" % self.manager.heartbeat_timeout)
@@ -303,6 +308,7 @@ class DeviceSession:
             return
         self.log.warning("remote-device %s: %s", self.device.name, why)
         conn, self.conn, self.root = self.conn, None, None
+        _shutdown(conn)  # unblocks threads stuck reading it; close() then cannot hang on them
         self.manager.pool.submit(_close_quietly, conn)
         camera, self.camera = self.camera, None
         if camera is not None:
