@@ -143,6 +143,7 @@ class BlackHoleProxy:
         self.srv.listen(64)
         self.port = self.srv.getsockname()[1]
         self.holed = threading.Event()
+        self.dribbling = threading.Event()
         self.stopped = threading.Event()
         self.socks = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -187,6 +188,11 @@ class BlackHoleProxy:
                     continue
                 if self.holed.is_set():
                     continue  # swallowed
+                if self.dribbling.is_set() and s is b:
+                    # the start of the board's next frame (its header and a byte), then silence:
+                    # the reader is left inside a frame
+                    self.holed.set()
+                    data = data[:6]
                 try:
                     peers[s].sendall(data)
                 except OSError:
@@ -195,7 +201,11 @@ class BlackHoleProxy:
     def blackhole(self):
         self.holed.set()
 
+    def dribble(self):
+        self.dribbling.set()
+
     def heal(self):
+        self.dribbling.clear()
         self.holed.clear()
 
     def close(self):
@@ -306,3 +316,31 @@ async def test_busy_board_blocks_nothing_else(api, agent, connected, jp_ws_fetch
     finally:
         cam.close()
         events.close()
+
+
+async def test_board_stalling_mid_frame_is_detected(api, agent, jp_ws_fetch, jrd_config):
+    """The board sends a frame's header and then nothing: the reading thread is stuck inside
+    the frame; the heartbeat still notices (bounded on the loop side) and the session recovers."""
+    proxy = BlackHoleProxy(agent.port)
+    events = Events(await jp_ws_fetch("jupyter-remote-device", "events"))
+    try:
+        code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": proxy.port, "token": agent.token})
+        did = dev["id"]
+        code, dev = await api("POST", "devices/%s/session" % did)
+        assert code == 200
+        mark = len(events.messages)
+        proxy.dribble()
+        limit = jrd_config["heartbeat_interval"] + jrd_config["heartbeat_timeout"] + 5
+        t, m = await events.wait(_dev_msg(did, "connecting", True), limit, since=mark)
+        assert m is not None, "a board stalled mid-frame was not detected within %g s" % limit
+        code, lst = await api("GET", "devices")
+        assert code == 200
+        mark = len(events.messages)
+        proxy.heal()
+        t, m = await events.wait(_dev_msg(did, "connected"), 15, since=mark)
+        assert m is not None, "did not come back after the link healed"
+        code, out = await api("POST", "devices/%s/exec" % did, {"code": "print('back')"})
+        assert code == 200 and out["stdout"] == "back\n"
+    finally:
+        events.close()
+        proxy.close()
