@@ -508,3 +508,19 @@ def test_interrupts_racing_in_background_mode():
         t.join(5)
         if ex._orig_sleep is not None:
             time.sleep = ex._orig_sleep
+
+
+def test_abandon_stops_the_execs_of_a_client_that_left():
+    def client(ex):
+        gone, other = object(), object()
+        a = ex.start("while True:\n    pass", owner=gone)
+        b = ex.start("print('b')", owner=gone)
+        c = ex.start("print('c')", owner=other)
+        time.sleep(0.3)
+        assert ex.abandon(other) == 0 and ex.abandon(None) == 0
+        assert ex.abandon(gone) == 2
+        assert collect(ex, a)[1] == "error"
+        assert collect(ex, b)[1] == "aborted"
+        ev, st = collect(ex, c)
+        assert st == "ok" and stdout_of(ev) == "c\n"
+    drive(client)

@@ -396,6 +396,7 @@ class _Exec(object):
         self.interrupted = False
         # live display (show / maix display.show)
         self.live = {}             # display_id -> {"last": t, "first": bool, "pending": obj}
+        self.owner = None
 
     # producers -------------------------------------------------------
     def add_stream(self, name, text):
@@ -512,7 +513,8 @@ class Executor(object):
         self.snapshot = snapshot
 
     # ------------------------------------------------------------ public API
-    def start(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False):
+    def start(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False, owner=None):
+        """Queue code; ``owner`` (optional, e.g. the rpyc connection) is for ``abandon()``."""
         if not isinstance(code, str):
             raise TypeError("code must be a str")
         if mode not in ("cell", "exec", "eval"):
@@ -520,6 +522,7 @@ class Executor(object):
         ns = str(ns or "rest")
         exec_id = os.urandom(8).hex()
         rec = _Exec(exec_id, code, ns, mode, bool(silent), bool(allow_stdin))
+        rec.owner = owner
         with self._lock:
             self._expire()
             self._execs[exec_id] = rec
@@ -544,6 +547,23 @@ class Executor(object):
             # the client has everything: keep the record only briefly
             rec.finished_at = rec.finished_at or time.time()
         return {"events": events, "done": status in _TERMINAL_STATES, "status": status}
+
+    def abandon(self, owner):
+        """The client that started execs as ``owner`` is gone: abort its queued execs and
+        interrupt its running one (nobody would read their output; they would block the
+        board). Returns how many were stopped."""
+        if owner is None:
+            return 0
+        n = 0
+        with self._lock:
+            mine = [r for r in self._queue if getattr(r, "owner", None) is owner]
+            cur = self._current
+        for r in mine:
+            if self.interrupt(r.id):
+                n += 1
+        if cur is not None and getattr(cur, "owner", None) is owner and self.interrupt(cur.id):
+            n += 1
+        return n
 
     def send_input(self, exec_id, text):
         rec = self._execs.get(exec_id)
