@@ -31,6 +31,14 @@ def jrd_config(jrd_config, sshd, tmp_path, request):
     return jrd_config
 
 
+async def _delete_all(api):
+    """Delete every board (closes sessions and SSH links while the loop still runs: a connection
+    left to the garbage collector would wait on a tunnel nobody serves any more)."""
+    code, body = await api("GET", "devices")
+    for d in (body or {}).get("devices", []):
+        await api("DELETE", "devices/" + d["id"])
+
+
 def _state_dirs(sshd):
     base = os.path.join(sshd.home, ".cache", "jupyter-remote-device")
     return [os.path.join(base, d) for d in os.listdir(base)] if os.path.isdir(base) else []
@@ -79,6 +87,7 @@ async def test_ssh_deploy_tunnel_session(api, sshd, jrd_config):
     assert stat.S_IMODE(os.stat(jrd_config["devices_file"]).st_mode) == 0o600
     [s] = [x for x in saved if x["id"] == dev["id"]]
     assert s["source"] == "ssh" and s["ssh"]["agent_port"] == state["port"] and s["token"] == state["token"]
+    await _delete_all(api)
 
 
 async def test_ssh_agent_died_is_restarted(api, sshd):
@@ -95,6 +104,7 @@ async def test_ssh_agent_died_is_restarted(api, sshd):
     assert code == 200, d
     code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print(2 + 2)"})
     assert r["stdout"] == "4\n"
+    await _delete_all(api)
 
 
 async def test_ssh_wrong_key(api, sshd):
