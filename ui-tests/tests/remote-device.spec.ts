@@ -3,7 +3,7 @@
  * the synthetic camera (see jupyter_server_test_config.py). Runs once at the
  * root URL and once under base_url=/jrd/ (playwright projects).
  */
-import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
+import { expect, galata, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
 import { APIRequestContext, Page } from '@playwright/test';
 import * as path from 'path';
 
@@ -209,10 +209,17 @@ test.describe('Remote device', () => {
   test('the camera tab is restored after a reload', async ({ page }) => {
     await openSidebar(page);
     await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    // The layout restorer saves the workspace (debounced) with the camera tab in it.
+    const saved = page.waitForRequest(
+      r =>
+        r.method() === 'PUT' &&
+        /\/api\/workspaces/.test(r.url()) &&
+        (r.postData() ?? '').includes('remote-device-camera:'),
+      { timeout: 30000 }
+    );
     await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
     await expect(page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' })).toBeVisible();
-    // Let the layout restorer save the layout (debounced).
-    await page.waitForTimeout(2000);
+    await saved;
     // A plain browser reload (galata's page.reload() waits for a Launcher tab).
     await Promise.all([page.waitForEvent('load'), page.evaluate(() => window.location.reload())]);
     await page.waitForSelector('#jupyterlab-splash', { state: 'detached' });
@@ -242,6 +249,34 @@ test.describe('Remote device', () => {
     expect(res.ok()).toBeTruthy();
     const entries = (await res.json()).entries.map((e: any) => e.name);
     expect(entries).toContain(name);
+  });
+
+  test('"Open notebook on device" creates a remote-device notebook', async ({ page }) => {
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-notebook`).click();
+    const panel = page.locator('.jp-NotebookPanel:visible');
+    await expect(panel).toBeVisible({ timeout: 30000 });
+    await expect(page.locator('.jp-NotebookPanel:visible .jp-KernelName')).toContainText('remote device', { timeout: 30000 });
+    const nb = await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      const widget = app.shell.currentWidget;
+      const p = widget.context.path;
+      const m = await app.serviceManager.contents.get(p, { content: true });
+      return { path: p, metadata: m.content.metadata, kernel: widget.sessionContext.session?.kernel?.name };
+    });
+    expect(nb.metadata.kernelspec.name).toBe('remote-device');
+    expect(nb.metadata.remote_device.name).toBe('demo-board');
+    expect(nb.metadata.remote_device.host).toBe('127.0.0.1');
+    expect(typeof nb.metadata.remote_device.port).toBe('number');
+    expect(nb.kernel).toBe('remote-device');
+    // Close it and shut its kernel down.
+    await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      const widget = app.shell.currentWidget;
+      await widget.sessionContext.shutdown();
+      widget.dispose();
+    });
   });
 
   test('disconnect', async ({ page, baseURL }) => {
@@ -305,3 +340,24 @@ test.describe('Remote device', () => {
   });
 });
 
+test.describe('Remote device (dark theme)', () => {
+  test.use({
+    mockSettings: {
+      ...galata.DEFAULT_SETTINGS,
+      '@jupyterlab/apputils-extension:themes': { theme: 'JupyterLab Dark' }
+    }
+  });
+
+  test('sidebar and camera in the dark theme', async ({ page, baseURL }, testInfo) => {
+    const device = await deviceByName(page.request, baseURL!, 'demo-board');
+    const res = await page.request.post(`${baseURL}/jupyter-remote-device/devices/${device.id}/session`, { data: {} });
+    expect(res.ok()).toBeTruthy();
+    await openSidebar(page);
+    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
+    await expect.poll(() => framesDrawn(page), { timeout: 30000 }).toBeGreaterThan(2);
+    await expect(page.locator('body')).toHaveAttribute('data-jp-theme-light', 'false');
+    await screenshot(page, 'dark-theme', testInfo.project.name);
+    await page.request.delete(`${baseURL}/jupyter-remote-device/devices/${device.id}/session`);
+  });
+});
