@@ -162,10 +162,33 @@ export class DevicesModel implements IDisposable {
     }
     this._started = true;
     await this.handshake();
+    if (this._server.kind === 'missing') {
+      // No server extension: nothing to listen to. Check again now and then
+      // (it may get installed and Jupyter restarted).
+      this._waitForExtension();
+      return;
+    }
     if (this._server.kind === 'ok' || this._server.kind === 'mismatch') {
       await this.refresh().catch(() => undefined);
     }
     this._openEvents();
+  }
+
+  private _waitForExtension(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._clearReconnect();
+    this._reconnectTimer = setTimeout(async () => {
+      this._reconnectTimer = null;
+      const state = await this.handshake();
+      if (state.kind === 'missing') {
+        this._waitForExtension();
+      } else if (!this._isDisposed) {
+        await this.refresh().catch(() => undefined);
+        this._openEvents();
+      }
+    }, this._maxBackoff);
   }
 
   /** GET version and compare it with the frontend's. */

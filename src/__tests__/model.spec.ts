@@ -163,6 +163,14 @@ describe('DevicesModel', () => {
     expect((model.server as any).message).toMatch(/not installed/);
     expect(serverChanged).toHaveBeenCalledTimes(1);
     expect(api.listDevices).not.toHaveBeenCalled();
+    // No events socket against a missing extension; it is checked again later.
+    expect(FakeSocket.all).toHaveLength(0);
+    (api.version as jest.Mock).mockImplementation(async () => ({ version: FRONTEND_VERSION }));
+    jest.advanceTimersByTime(8000);
+    await flush();
+    expect(model.server.kind).toBe('ok');
+    expect(api.listDevices).toHaveBeenCalledTimes(1);
+    expect(FakeSocket.all).toHaveLength(1);
     model.dispose();
   });
 

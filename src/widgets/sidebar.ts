@@ -116,7 +116,7 @@ export class DevicesList extends Widget {
     if (banner) {
       node.appendChild(banner);
     }
-    if (this._model.eventsState === 'closed') {
+    if (this._model.eventsState === 'closed' && this._model.server.kind !== 'missing') {
       node.appendChild(
         h(
           'div',
