@@ -498,3 +498,26 @@ def test_environment_preselects_the_board(env, agent):
         assert texts(msgs) == "preselected\n"
     finally:
         k.close()
+
+
+def test_a_vanished_client_does_not_keep_the_board_busy(env, agent):
+    """A kernel killed in the middle of a loop: the agent stops that loop when its connection closes."""
+    k = Kernel()
+    k.connect(agent)
+    k.kc.execute("while True:\n    pass")
+    time.sleep(0.5)
+    k.km.kill_kernel() if hasattr(k.km, "kill_kernel") else k.km.shutdown_kernel(now=True)
+    k.kc.stop_channels()
+    other = Kernel()
+    try:
+        other.connect(agent)
+        t0 = time.time()
+        reply, msgs = other.run("print('board is free')", timeout=15)
+        assert reply["status"] == "ok" and texts(msgs) == "board is free\n"
+        assert time.time() - t0 < 10
+    finally:
+        other.close()
+        try:
+            k.km.shutdown_kernel(now=True)
+        except Exception:
+            pass

@@ -97,6 +97,12 @@ class AgentService(rpyc.Service):
         with self._board.lock:
             self._board.connections -= 1
         self._board.release(self)  # a holder whose connection is gone holds nothing
+        abandon = getattr(self._board.executor, "abandon", None)
+        if abandon is not None:  # nobody reads that code's output any more: stop it (executor.py)
+            try:
+                abandon(self)
+            except Exception:
+                pass
         with self._lock:
             streams, self._streams = self._streams, set()
             handles, self._handles = self._handles, set()
@@ -135,8 +141,10 @@ class AgentService(rpyc.Service):
 
     # -- exec -------------------------------------------------------------
     def exposed_exec_start(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False):
-        return self._board.executor.start(str(code), ns=str(ns), mode=str(mode), silent=bool(silent),
-                                          allow_stdin=bool(allow_stdin))
+        ex = self._board.executor
+        kw = {"owner": self} if hasattr(ex, "abandon") else {}  # an older shared executor has no owners
+        return ex.start(str(code), ns=str(ns), mode=str(mode), silent=bool(silent),
+                        allow_stdin=bool(allow_stdin), **kw)
 
     def exposed_exec_poll(self, exec_id, wait=0.2):
         return _j(self._board.executor.poll(str(exec_id), wait=min(max(float(wait), 0.0), 5.0)))
