@@ -301,27 +301,45 @@ class Viewer(object):
         self._fps_mark = (time.monotonic(), 0)
         self._fps = 0.0
         self._notice = None          # one-off message for the next status (bad client message)
+        # at most one write in flight per socket, either the pump's or the fast path's
+        self._ws = None
+        self._busy = False           # the pump coroutine is writing
+        self._inflight = None        # a fast-path write still flushing
+        self._sock_error = False
 
     # -- the contract ---------------------------------------------------------
     async def pump(self, ws):
-        """Send frames and status to ``ws`` until the viewer or the socket closes."""
+        """Send frames and status to ``ws`` until the viewer or the socket closes.
+
+        While the socket keeps up, ``_offer`` writes each frame straight from the
+        delivery callback (no task switch per frame); when a write is still flushing
+        the frame waits in the one-frame slot and this coroutine sends it after."""
         from tornado.iostream import StreamClosedError
         from tornado.websocket import WebSocketClosedError
         self._arm_timer()
         self._status_now()  # the first status goes out at once
+        self._ws = ws
         try:
             while True:
                 await self._event.wait()
                 self._event.clear()
-                if self._status_due:
-                    self._status_due = False
-                    await ws.write_message(json.dumps(self.status()))
-                if self.ended is not None or self.closed:
+                if self._sock_error:
                     return
-                frame, self._latest = self._latest, None
-                if frame is not None and not self.paused:
-                    await ws.write_message(frame, binary=True)
-                    self.sent += 1
+                if self.ended is None and not self.closed and self._inflight is not None:
+                    continue  # its completion wakes us again
+                self._busy = True
+                try:
+                    if self._status_due:
+                        self._status_due = False
+                        await ws.write_message(json.dumps(self.status()))
+                    if self.ended is not None or self.closed:
+                        return
+                    frame, self._latest = self._latest, None
+                    if frame is not None and not self.paused:
+                        self.sent += 1
+                        await ws.write_message(frame, binary=True)
+                finally:
+                    self._busy = False
         except (WebSocketClosedError, StreamClosedError):
             return
         finally:
@@ -364,6 +382,7 @@ class Viewer(object):
             return
         self.closed = True
         self._latest = None
+        self._ws = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -418,10 +437,38 @@ class Viewer(object):
     def _offer(self, frame):
         if self.closed or self.paused:
             return
+        ws = self._ws
+        if (ws is not None and not self._busy and self._inflight is None and not self._status_due
+                and self._latest is None and not self._sock_error):
+            # fast path: the socket is idle, write now
+            try:
+                fut = ws.write_message(frame, binary=True)
+                if asyncio.iscoroutine(fut):
+                    fut = asyncio.ensure_future(fut)
+            except Exception:
+                self._sock_error = True
+                self._event.set()
+                return
+            self.sent += 1
+            if fut is not None and not fut.done():
+                self._inflight = fut
+                fut.add_done_callback(self._written)
+            elif fut is not None:
+                self._written(fut)
+            return
         if self._latest is not None:
             self.dropped += 1
         self._latest = frame
         self._event.set()
+
+    def _written(self, fut):
+        if self._inflight is fut:
+            self._inflight = None
+        if fut.cancelled() or fut.exception() is not None:
+            self._sock_error = True
+            self._event.set()
+        elif self._latest is not None or self._status_due or self.closed or self.ended is not None:
+            self._event.set()
 
     def _stream_state_changed(self):
         self._status_now()
