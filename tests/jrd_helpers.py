@@ -254,8 +254,9 @@ class JupyterServerProc:
         cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
                "--port=%d" % self.port, "--port-retries=0", "--IdentityProvider.token=%s" % self.token,
                "--ServerApp.root_dir=%s" % self.dir,
-               "--ServerApp.jpserver_extensions=jupyter_remote_device=True",
-               "--DeviceManager.mdns=False"] + list(args)  # mDNS only where a test turns it on (in a netns)
+               "--ServerApp.jpserver_extensions=jupyter_remote_device=True"] + list(args)
+        if not any(a.startswith("--DeviceManager.mdns") for a in args):
+            cmd.append("--DeviceManager.mdns=False")  # mDNS only where a test turns it on (in a netns)
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         if netns:
@@ -270,7 +271,13 @@ class JupyterServerProc:
             try:
                 code, _ = self.request("GET", "api/status")
                 if code == 200:
-                    return
+                    code, _ = self.request("GET", "jupyter-remote-device/version")
+                    if code == 200:
+                        return
+                    self.close()
+                    raise RuntimeError("the extension did not load:\n" + self.log())
+            except RuntimeError:
+                raise
             except Exception:
                 pass
             time.sleep(0.3)
