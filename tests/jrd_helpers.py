@@ -274,15 +274,17 @@ class JupyterServerProc:
                     code, _ = self.request("GET", "jupyter-remote-device/version")
                     if code == 200:
                         return
+                    log = self.log()
                     self.close()
-                    raise RuntimeError("the extension did not load:\n" + self.log())
+                    raise RuntimeError("the extension did not load:\n" + log)
             except RuntimeError:
                 raise
             except Exception:
                 pass
             time.sleep(0.3)
+        log = self.log()
         self.close()
-        raise RuntimeError("jupyter server did not start:\n" + self.log())
+        raise RuntimeError("jupyter server did not start:\n" + log)
 
     def log(self):
         try:
