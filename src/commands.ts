@@ -237,14 +237,20 @@ export function addCommands(ctx: ICommandContext): void {
   });
 
   commands.addCommand(CommandIDs.addDevice, {
-    label: 'Add Device by Address…',
-    caption: 'Add a board by its IP address or host name',
+    label: args => (args?.host ? 'Token…' : 'Add Device by Address…'),
+    caption: args =>
+      args?.host
+        ? 'Set the token for this board (the agent printed it when it started)'
+        : 'Add a board by its IP address or host name',
     execute: async args => {
-      const value = await askForDevice({
-        host: typeof args?.host === 'string' ? args.host : undefined,
-        port: typeof args?.port === 'number' ? args.port : undefined,
-        name: typeof args?.name === 'string' ? args.name : undefined
-      });
+      const value = await askForDevice(
+        {
+          host: typeof args?.host === 'string' ? args.host : undefined,
+          port: typeof args?.port === 'number' ? args.port : undefined,
+          name: typeof args?.name === 'string' ? args.name : undefined
+        },
+        typeof args?.title === 'string' ? args.title : undefined
+      );
       if (!value) {
         return null;
       }

@@ -162,7 +162,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     if (statusBar) {
-      const item = new DeviceStatusItem(model);
+      const item = new DeviceStatusItem(model, () => {
+        app.shell.activateById(sidebar.id);
+      });
       statusBar.registerStatusItem('jupyter-remote-device:status', {
         item,
         align: 'left',

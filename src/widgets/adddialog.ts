@@ -200,7 +200,7 @@ export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDevi
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     this.validate();
-    requestAnimationFrame(() => this._host.focus());
+    requestAnimationFrame(() => (this._touched.has('host') ? this._token : this._host).focus());
   }
 
   private _acceptButton(): HTMLButtonElement | null {
@@ -221,16 +221,17 @@ export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDevi
  * Show the dialog until the user cancels or enters a valid address.
  */
 export async function askForDevice(
-  initial: Partial<IAddDeviceValue> = {}
+  initial: Partial<IAddDeviceValue> = {},
+  title = 'Add device'
 ): Promise<IAddDeviceValue | null> {
   let value: Partial<IAddDeviceValue> = initial;
   for (;;) {
     const body = new AddDeviceBody(value);
     const result = await showDialog({
-      title: 'Add device',
+      title,
       body,
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Add' })],
-      focusNodeSelector: 'input[name="host"]'
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: initial.host ? 'Save' : 'Add' })],
+      focusNodeSelector: initial.host ? 'input[name="token"]' : 'input[name="host"]'
     });
     if (!result.button.accept || !result.value) {
       return null;

@@ -283,6 +283,17 @@ export class DevicesList extends Widget {
         btn.disabled = true;
       }
       actions.appendChild(btn);
+      if (status === 'error' || status === 'online' || status === 'offline') {
+        // Same host:port again: the server keeps the id and updates the token.
+        actions.appendChild(
+          this._button(
+            'Token…',
+            CommandIDs.addDevice,
+            { host: device.host, port: device.port, name: device.name, title: `Token for ${device.name}` },
+            'jp-RemoteDevice-action-token'
+          )
+        );
+      }
       if (status === 'connecting' && !pending) {
         // The server is re-opening a lost session: allow giving up.
         actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-action-disconnect'));

@@ -7,9 +7,16 @@ import { DevicesModel } from '../model';
 import { CameraViewer, ICameraStats } from './camera';
 
 export class DeviceStatusItem extends Widget {
-  constructor(private _model: DevicesModel) {
+  constructor(
+    private _model: DevicesModel,
+    onClick?: () => void
+  ) {
     super();
     this.addClass('jp-RemoteDevice-statusItem');
+    if (onClick) {
+      this.node.style.cursor = 'pointer';
+      this.node.addEventListener('click', onClick);
+    }
     this.node.title = 'Remote devices';
     _model.changed.connect(this.update, this);
     this.update();

@@ -258,6 +258,12 @@ test.describe('Remote device', () => {
     const panel = page.locator('.jp-NotebookPanel:visible');
     await expect(panel).toBeVisible({ timeout: 30000 });
     await expect(page.locator('.jp-NotebookPanel:visible .jp-KernelName')).toContainText('remote device', { timeout: 30000 });
+    await expect
+      .poll(
+        () => page.evaluate(() => (window as any).jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.name),
+        { timeout: 30000 }
+      )
+      .toBe('remote-device');
     const nb = await page.evaluate(async () => {
       const app = (window as any).jupyterapp;
       const widget = app.shell.currentWidget;
@@ -310,6 +316,13 @@ test.describe('Remote device', () => {
     await expect(dialog).toHaveCount(0);
     await expect(page.locator(row('locked-board'))).toHaveAttribute('data-status', 'error');
     await expect(page.locator(`${row('locked-board')} .jp-RemoteDevice-error`)).toBeVisible();
+    // "Token…" offers to fix it: the add dialog, prefilled with the address.
+    await page.locator(`${row('locked-board')} .jp-RemoteDevice-action-token`).click();
+    const tokenDialog = page.locator('.jp-Dialog');
+    await expect(tokenDialog).toContainText('Token for locked-board');
+    await expect(tokenDialog.locator('input[name="host"]')).toHaveValue('127.0.0.1');
+    await tokenDialog.locator('.jp-Dialog-button.jp-mod-reject').click();
+    await expect(tokenDialog).toHaveCount(0);
   });
 
   test('"Add device" validates inline and adds a manual board', async ({ page }) => {
