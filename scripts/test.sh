@@ -26,9 +26,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "== install (builds the labextension with npm) =="
 python3 -m pip install -q ".[test]"
 
+# Run every suite even when one fails; the exit code says whether all passed.
+failed=()
+
 echo "== jest =="
 [ -d node_modules ] || npm ci --no-audit --no-fund
-npm test -- --ci
+npm test -- --ci || failed+=(jest)
 
 echo "== pytest =="
 set +e
@@ -36,9 +39,13 @@ python3 -m pytest -p no:cacheprovider -W error::jupyter_server.utils.JupyterServ
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then echo "pytest: no tests collected"; rc=0; fi
-[ "$rc" = 0 ] || exit "$rc"
+[ "$rc" = 0 ] || failed+=(pytest)
 
 echo "== galata =="
-cd ui-tests
-npm ci --no-audit --no-fund
-npx playwright test
+(cd ui-tests && npm ci --no-audit --no-fund && npx playwright test) || failed+=(galata)
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED suites: ${failed[*]}"
+  exit 1
+fi
+echo "all suites passed"
