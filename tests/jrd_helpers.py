@@ -229,6 +229,10 @@ def sshd_unavailable():
     return None
 
 
+class ExtensionNotLoaded(RuntimeError):
+    pass
+
+
 class JupyterServerProc:
     """``python -m jupyter_server`` as a subprocess (optionally inside a network namespace).
 
@@ -276,8 +280,8 @@ class JupyterServerProc:
                         return
                     log = self.log()
                     self.close()
-                    raise RuntimeError("the extension did not load:\n" + log)
-            except RuntimeError:
+                    raise ExtensionNotLoaded("the extension did not load:\n" + log)
+            except ExtensionNotLoaded:
                 raise
             except Exception:
                 pass
