@@ -9,7 +9,6 @@ Not a test module (pytest does not collect it).
 """
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -48,7 +47,6 @@ def main():
         print("refusing to fuzz outside a private network namespace: links %s" % links)
         return 2
 
-    import hypothesis
     from hypothesis import HealthCheck, Phase, given, settings, strategies as st
     import requests
     import schemathesis

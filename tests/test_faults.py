@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 
-import pytest
 
 from jrd_procs import JupyterProc
 
