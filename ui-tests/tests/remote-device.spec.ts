@@ -68,6 +68,17 @@ async function openSidebar(page: IJupyterLabPageFixture) {
   await expect(panel).toBeVisible();
 }
 
+/** Make sure a board has a session (tests can run alone with -g). */
+async function ensureConnected(page: IJupyterLabPageFixture, baseURL: string, name: string) {
+  const device = await deviceByName(page.request, baseURL, name);
+  if (device.status !== 'connected') {
+    const res = await page.request.post(`${baseURL}/jupyter-remote-device/devices/${device.id}/session`, { data: {} });
+    expect(res.ok(), `connect ${name}`).toBeTruthy();
+  }
+  await openSidebar(page);
+  await expect(page.locator(row(name))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+}
+
 async function runFromPalette(page: Page, label: string) {
   await page.keyboard.press('Control+Shift+C');
   const input = page.locator('#modal-command-palette .lm-CommandPalette-input');
@@ -144,9 +155,8 @@ test.describe('Remote device', () => {
     await screenshot(page, 'sidebar-connected', testInfo.project.name);
   });
 
-  test('the camera tab streams, snapshots and pauses', async ({ page }, testInfo) => {
-    await openSidebar(page);
-    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+  test('the camera tab streams, snapshots and pauses', async ({ page, baseURL }, testInfo) => {
+    await ensureConnected(page, baseURL!, 'demo-board');
     await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
     const tab = page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' });
     await expect(tab).toBeVisible();
@@ -204,11 +214,17 @@ test.describe('Remote device', () => {
         return `${c.width}x${c.height}`;
       }), { timeout: 20000 })
       .toBe('320x240');
+
+    // A hidden tab stops streaming; showing it again resumes.
+    const cameraNode = page.locator('.jp-RemoteDevice-camera[data-state]').first();
+    await page.locator('.lm-TabBar-tab', { hasText: 'Launcher' }).first().click();
+    await expect(cameraNode).toHaveAttribute('data-state', 'hidden');
+    await page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' }).first().click();
+    await expect(cameraNode).toHaveAttribute('data-state', 'streaming', { timeout: 30000 });
   });
 
-  test('the camera tab is restored after a reload', async ({ page }) => {
-    await openSidebar(page);
-    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+  test('the camera tab is restored after a reload', async ({ page, baseURL }) => {
+    await ensureConnected(page, baseURL!, 'demo-board');
     // The layout restorer saves the workspace (debounced) with the camera tab in it.
     const saved = page.waitForRequest(
       r =>
@@ -230,8 +246,7 @@ test.describe('Remote device', () => {
   });
 
   test('push a file from the file browser context menu', async ({ page, baseURL, tmpPath }) => {
-    await openSidebar(page);
-    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await ensureConnected(page, baseURL!, 'demo-board');
     const name = `hello-${Date.now()}.txt`;
     await page.contents.uploadContent('hello from jupyter\n'.repeat(1000), 'text', `${tmpPath}/${name}`);
     await page.sidebar.openTab('filebrowser');
@@ -251,9 +266,8 @@ test.describe('Remote device', () => {
     expect(entries).toContain(name);
   });
 
-  test('"Open notebook on device" creates a remote-device notebook', async ({ page }) => {
-    await openSidebar(page);
-    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+  test('"Open notebook on device" creates a remote-device notebook', async ({ page, baseURL }) => {
+    await ensureConnected(page, baseURL!, 'demo-board');
     await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-notebook`).click();
     const panel = page.locator('.jp-NotebookPanel:visible');
     await expect(panel).toBeVisible({ timeout: 30000 });
@@ -286,8 +300,7 @@ test.describe('Remote device', () => {
   });
 
   test('disconnect', async ({ page, baseURL }) => {
-    await openSidebar(page);
-    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await ensureConnected(page, baseURL!, 'demo-board');
     await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-disconnect`).click();
     await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', /online|offline/, { timeout: 30000 });
     await expect(page.locator(`${row('demo-board')} .jp-RemoteDevice-info`)).toHaveCount(0);
@@ -365,8 +378,7 @@ test.describe('Remote device (dark theme)', () => {
     const device = await deviceByName(page.request, baseURL!, 'demo-board');
     const res = await page.request.post(`${baseURL}/jupyter-remote-device/devices/${device.id}/session`, { data: {} });
     expect(res.ok()).toBeTruthy();
-    await openSidebar(page);
-    await expect(page.locator(row('demo-board'))).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
+    await ensureConnected(page, baseURL!, 'demo-board');
     await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
     await expect.poll(() => framesDrawn(page), { timeout: 30000 }).toBeGreaterThan(2);
     await expect(page.locator('body')).toHaveAttribute('data-jp-theme-light', 'false');
