@@ -109,8 +109,16 @@ export class DevicesList extends Widget {
       return;
     }
     const node = this.node;
-    // Keep the scroll position across renders.
+    // Keep the scroll position and the focused action across renders.
     const scroll = node.scrollTop;
+    const active = document.activeElement as HTMLElement | null;
+    if (active && node.contains(active)) {
+      const rowNode = active.closest('.jp-RemoteDevice-row') as HTMLElement | null;
+      const action = [...active.classList].find(c => c.startsWith('jp-RemoteDevice-action-'));
+      if (rowNode?.dataset.deviceId && action) {
+        this._focus = { id: rowNode.dataset.deviceId, action };
+      }
+    }
     node.textContent = '';
     const banner = this._banner(this._model.server);
     if (banner) {
@@ -132,12 +140,41 @@ export class DevicesList extends Widget {
       }
     } else {
       const list = h('ul', { class: 'jp-RemoteDevice-rows' });
+      const seen = new Set<string>();
       for (const device of devices) {
-        list.appendChild(this._row(device));
+        list.appendChild(this._keyedRow(device));
+        seen.add(device.id);
+      }
+      for (const id of [...this._rows.keys()]) {
+        if (!seen.has(id)) {
+          this._rows.delete(id);
+        }
       }
       node.appendChild(list);
     }
     node.scrollTop = scroll;
+    // Give the focus back to the same action of the same board.
+    if (this._focus) {
+      const { id, action } = this._focus;
+      this._focus = null;
+      const target = node.querySelector(
+        `.jp-RemoteDevice-row[data-device-id="${CSS.escape(id)}"] .${action}`
+      ) as HTMLElement | null;
+      target?.focus();
+    }
+  }
+
+  /** Reuse a row's DOM when nothing it shows changed. */
+  private _keyedRow(device: IDevice): HTMLElement {
+    const pending = this._model.isPending(device.id);
+    const key = JSON.stringify([device, pending, this._commands.isEnabled(CommandIDs.removeDevice, { id: device.id })]);
+    const cached = this._rows.get(device.id);
+    if (cached && cached.key === key) {
+      return cached.node;
+    }
+    const node = this._row(device);
+    this._rows.set(device.id, { key, node });
+    return node;
   }
 
   private _banner(state: ServerState): HTMLElement | null {
@@ -310,7 +347,11 @@ export class DevicesList extends Widget {
     const info = device.info!;
     const rows: [string, string | null, string][] = [
       ['Model', info.model ?? info.hostname, 'model'],
-      ['Arch', [info.platform, info.arch].filter(Boolean).join(' ') || null, 'arch'],
+      [
+        'Arch',
+        [info.platform ? String(info.platform).split('-')[0] : null, info.arch].filter(Boolean).join(' ') || null,
+        'arch'
+      ],
       ['Python', info.python, 'python'],
       [
         'CPU',
@@ -332,12 +373,16 @@ export class DevicesList extends Widget {
         continue;
       }
       dl.appendChild(h('dt', {}, label));
-      dl.appendChild(h('dd', { 'data-info': key }, String(value)));
+      dl.appendChild(
+        h('dd', { 'data-info': key, title: key === 'arch' ? String(info.platform ?? value) : undefined }, String(value))
+      );
     }
     return dl;
   }
 
   private _frame = 0;
+  private _rows = new Map<string, { key: string; node: HTMLElement }>();
+  private _focus: { id: string; action: string } | null = null;
 }
 
 /**
