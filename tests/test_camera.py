@@ -379,3 +379,23 @@ async def test_unknown_camera_and_bad_query(jp_ws_fetch, connected, agent):
     assert st["state"] == "error" and "camera" in st["message"]
     msg = await asyncio.wait_for(ws.read_message(), 5)
     assert msg is None  # the server closed the socket
+
+
+async def test_viewer_stops_when_the_session_closes_while_reconnecting(jp_ws_fetch, api, connected, agent):
+    did = await connected()
+    ws = await _camera_ws(jp_ws_fetch, did)
+    await _next_frame(ws)
+    await asyncio.get_running_loop().run_in_executor(None, agent.kill)
+    await _status(ws, lambda s: s["state"] == "reconnecting", timeout=10)
+    for _ in range(100):  # the session noticed too: the viewer is parked, waiting for it
+        code, dev = await api("GET", "devices/" + did)
+        if dev["status"] == "connecting":
+            break
+        await asyncio.sleep(0.1)
+    assert dev["status"] == "connecting"
+    code, _ = await api("DELETE", "devices/%s/session" % did)
+    assert code == 204
+    st = await _status(ws, lambda s: s["state"] == "stopped", timeout=10)
+    assert st["message"]
+    msg = await asyncio.wait_for(ws.read_message(), 5)
+    assert msg is None  # the server closed the socket

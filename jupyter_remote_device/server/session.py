@@ -351,6 +351,12 @@ class DeviceSession:
         camera, self.camera = self.camera, None
         if camera is not None:
             await camera.close()
+        else:  # closed while reconnecting: end the camera viewers waiting for us
+            try:
+                from .stream import release_parked
+                release_parked(self.connect_new, "the session with %s ended" % self.device.name)
+            except ImportError:
+                pass
         conn, self.conn, self.root = self.conn, None, None
         if conn is not None:
             await self.manager.run(_close_quietly, conn)

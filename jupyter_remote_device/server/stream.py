@@ -508,6 +508,19 @@ def _unpark(viewer):
     viewer.parked_until = None
 
 
+def release_parked(connect, message="the session ended"):
+    """End the viewers parked for ``connect`` (the session closed for good while it
+    was reconnecting): they get ``stopped`` and their pumps return."""
+    key = connect
+    try:
+        hash(key)
+    except TypeError:
+        return
+    for v in _ORPHANS.pop(key, []):
+        v.parked_until = None
+        v._end("stopped", message)
+
+
 class CameraStreams(object):
     """All camera streams of one connected board; see the module docstring."""
 
