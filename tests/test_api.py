@@ -188,3 +188,23 @@ async def test_events_websocket(api, agent, jp_ws_fetch):
                 break
     finally:
         ws.close()
+
+
+def test_saved_boards_file_lists_configured_and_manual_boards(tmp_path):
+    """Kernels find boards (and their tokens) by name in the saved boards file; it is private."""
+    import os
+    import stat
+
+    from jupyter_remote_device.server.manager import DeviceManager
+
+    path = tmp_path / "remote_device" / "devices.json"
+    m = DeviceManager(devices_file=str(path), mdns=False,
+                      configured_devices=[{"host": "127.0.0.1", "port": 18861, "name": "cfg", "token": "t1"}])
+    m.add_device("127.0.0.2", 18861, name="man", token="t2")
+    saved = {d["name"]: d for d in json.loads(path.read_text())["devices"]}
+    assert saved["cfg"]["token"] == "t1" and saved["cfg"]["source"] == "config"
+    assert saved["man"]["token"] == "t2" and saved["man"]["source"] == "manual"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # a restart without that configuration keeps the manual board only
+    m2 = DeviceManager(devices_file=str(path), mdns=False)
+    assert sorted(d["name"] for d in m2.list()) == ["man"]

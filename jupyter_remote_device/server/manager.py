@@ -148,6 +148,11 @@ class DeviceManager(LoggingConfigurable):
                 self._add_config_entry(entry)
             except ApiError as e:
                 self.log.error("remote-device: ignoring configured device %r: %s", entry, e.message)
+        if self.configured_devices:
+            try:
+                self.save()
+            except OSError as e:
+                self.log.error("remote-device: cannot write %s: %s", self.devices_file, e)
 
     # -- configuration -------------------------------------------------------
     def _parse_networks(self):
@@ -187,6 +192,8 @@ class DeviceManager(LoggingConfigurable):
             self.log.error("remote-device: cannot read %s: %s", self.devices_file, e)
             return
         for d in data.get("devices", []):
+            if d.get("source") == "config":
+                continue  # the configuration says which of these still exist
             try:
                 self.add_device(d["host"], d["port"], name=d.get("name"), token=d.get("token"),
                                 source=d.get("source", "manual"), tls=bool(d.get("tls")), persist=False,
@@ -195,7 +202,9 @@ class DeviceManager(LoggingConfigurable):
                 self.log.error("remote-device: skipping a saved device: %s", e)
 
     def save(self):
-        saved = [d.to_saved() for d in self.devices.values() if d.source in ("manual", "ssh")]
+        """Write the boards a kernel's ``%connect NAME`` can find: manual and SSH boards (restored at
+        the next start) and configured ones (listed for kernels; the configuration restores them)."""
+        saved = [d.to_saved() for d in self.devices.values() if d.source in ("manual", "ssh", "config")]
         path = self.devices_file
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
