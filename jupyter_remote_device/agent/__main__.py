@@ -152,7 +152,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_term)
     from . import mdns  # optional zeroconf advertisement (agent/mdns.py)
     adv = mdns.start(args.host, port, __version__, auth=token is not None, log=log) if (
-        args.mdns if args.mdns is not None else (mdns.available() and not is_loopback(args.host))) else None
+        args.mdns if args.mdns is not None else (not is_loopback(args.host) and mdns.available())) else None
     print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
     print("JRD-AGENT ROOT %s" % root)
     sys.stdout.flush()
