@@ -12,12 +12,11 @@ import signal
 import sys
 import threading
 
-from rpyc.core.channel import Channel
 from rpyc.utils.helpers import classpartial
 from rpyc.utils.server import ThreadedServer
 
 from . import __version__, auth
-from .client import TunedSocketStream, tune_socket
+from .client import BoundedChannel, TunedSocketStream, tune_socket
 from .service import AgentService, Board
 
 CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
@@ -36,13 +35,13 @@ SERVER_CONFIG = {
 
 
 class AgentServer(ThreadedServer):
-    """ThreadedServer whose connections skip zlib and re-slicing (see client.py)."""
+    """ThreadedServer whose connections skip zlib and re-slicing and refuse absurd frames (see client.py)."""
 
     def _serve_client(self, sock, credentials):
         tune_socket(sock)
         config = dict(self.protocol_config, credentials=credentials,
                       endpoints=(sock.getsockname(), sock.getpeername()), logger=self.logger)
-        conn = self.service._connect(Channel(TunedSocketStream(sock), compress=False), config)
+        conn = self.service._connect(BoundedChannel(TunedSocketStream(sock), compress=False), config)
         self._handle_connection(conn)
 
 
