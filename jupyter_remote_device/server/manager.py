@@ -323,6 +323,12 @@ class DeviceManager(LoggingConfigurable):
             except client.ConnectError as e:
                 raise connect_error_to_api(e)
         ip = self.resolve_allowed(device.host, device.port)
+        if device.kind is None:  # not probed yet: a silent rpyc classic server would look like a timeout
+            try:
+                device.kind = probe_board(ip, device.port, timeout=min(2.0, timeout or self.connect_timeout)
+                                          ).get("kind")
+            except client.ConnectError as e:
+                raise connect_error_to_api(e)
         if device.kind == "classic":  # seen by a probe (stock rpyc_classic servers wait for us to speak)
             from .classic import connect_classic
             try:
