@@ -365,3 +365,19 @@ def test_mdns_respects_allowed_networks(netns_pair):
         if server is not None:
             server.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_manual_classic_board_session_right_away(api):
+    """Add host:port of a (silent) stock rpyc classic server by hand and connect at once."""
+    classic = ClassicServer()
+    try:
+        code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": classic.port, "name": "maixpy"})
+        assert code == 201, dev
+        code, d = await api("POST", "devices/%s/session" % dev["id"])
+        assert code == 200 and d["status"] == "connected" and d["kind"] == "classic", d
+        code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print('classic')"})
+        assert code == 200 and r["stdout"] == "classic\n", r
+        code, _ = await api("DELETE", "devices/%s/session" % dev["id"])
+        assert code == 204
+    finally:
+        classic.close()
