@@ -151,6 +151,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           };
           apply(true);
           settings.changed.connect(() => apply(false));
+          const hook = (window as any).jupyterRemoteDevice;
+          if (hook) {
+            hook.settings = settings;
+          }
           // Tabs restored before the settings were read.
           tracker.forEach(panel => {
             panel.content.showOverlay = defaults.showOverlay;

@@ -386,3 +386,44 @@ test.describe('Remote device (dark theme)', () => {
     await page.request.delete(`${baseURL}/jupyter-remote-device/devices/${device.id}/session`);
   });
 });
+
+test.describe('Remote device (settings)', () => {
+  test.use({
+    mockSettings: {
+      ...galata.DEFAULT_SETTINGS,
+      'jupyter-remote-device:plugin': { resolution: '320x240', quality: 50, fps: 5, showOverlay: false }
+    }
+  });
+
+  test('camera defaults come from the settings and follow changes live', async ({ page, baseURL }) => {
+    await ensureConnected(page, baseURL!, 'demo-board');
+    await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-camera`).click();
+    await expect.poll(() => framesDrawn(page), { timeout: 30000 }).toBeGreaterThan(1);
+    await expect(page.locator('select.jp-RemoteDevice-resolution:visible')).toHaveValue('320x240');
+    await expect(page.locator('select.jp-RemoteDevice-quality:visible')).toHaveValue('50');
+    await expect(page.locator('select.jp-RemoteDevice-fps:visible')).toHaveValue('5');
+    await expect(page.locator('.jp-RemoteDevice-overlay:visible')).toHaveCount(0);
+    // Live: turn the overlay on and change the resolution from the settings.
+    await expect.poll(() => page.evaluate(() => !!(window as any).jupyterRemoteDevice?.settings)).toBe(true);
+    await page.evaluate(async () => {
+      const s = (window as any).jupyterRemoteDevice.settings;
+      await s.set('showOverlay', true);
+      await s.set('resolution', '640x480');
+    });
+    await expect(page.locator('.jp-RemoteDevice-overlay:visible [data-stat="fps"]')).toBeVisible({ timeout: 10000 });
+    await expect(page.locator('select.jp-RemoteDevice-resolution:visible')).toHaveValue('640x480');
+    await expect
+      .poll(
+        () =>
+          page.evaluate(() => {
+            const c = Array.from(document.querySelectorAll('.jp-RemoteDevice-canvas')).find(
+              n => (n as HTMLElement).offsetParent !== null
+            ) as HTMLCanvasElement;
+            return `${c.width}x${c.height}`;
+          }),
+        { timeout: 20000 }
+      )
+      .toBe('640x480');
+  });
+});
+
