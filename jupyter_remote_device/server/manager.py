@@ -316,12 +316,7 @@ class DeviceManager(LoggingConfigurable):
         """BLOCKING: a new authenticated connection to the device's agent."""
         if device.ssh:  # through the SSH tunnel to the board's loopback (ssh.py)
             from .ssh import links
-            port = links(self).tunnel_port_blocking(device, timeout or self.ssh_timeout)
-            try:
-                return client.connect("127.0.0.1", port, token=device.token,
-                                      timeout=timeout or self.connect_timeout, user=self.user_name)
-            except client.ConnectError as e:
-                raise connect_error_to_api(e)
+            return links(self).connect_blocking(device, timeout or self.connect_timeout)
         ip = self.resolve_allowed(device.host, device.port)
         if device.kind is None:  # not probed yet: a silent rpyc classic server would look like a timeout
             try:
