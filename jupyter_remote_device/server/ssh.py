@@ -42,6 +42,7 @@ from ..agent import client
 from .errors import ApiError, bad_request
 
 DEFAULT_SSH_PORT = 22
+VERIFY_TTL = 5.0
 AGENT_PORT = 18861
 TARGET_RE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]{0,63})@)?"
                        r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]{1,253})(?::(?P<port>\d{1,5}))?$")
@@ -161,6 +162,7 @@ class _Link:
         self.listen_port = None
         self.agent_port = None
         self.home = None
+        self.verified = None  # (agent_port, token, monotonic time) of the last good check
         self.lock = asyncio.Lock()
 
 
@@ -207,6 +209,24 @@ class SshLinks:
                 raise ApiError(504, "timeout", "SSH to %s did not finish within %g s" % (dev.host, timeout))
             raise
 
+    def connect_blocking(self, dev, timeout):
+        """BLOCKING (``DeviceManager.dial``): a new agent connection through the tunnel.
+
+        When the agent checked a moment ago has gone, check again (restarting it if
+        needed) and retry once.
+        """
+        m = self.manager
+        for attempt in (0, 1):
+            port = self.tunnel_port_blocking(dev, m.ssh_timeout)
+            try:
+                return client.connect("127.0.0.1", port, token=dev.token, timeout=timeout, user=m.user_name)
+            except client.ConnectError as e:
+                link = self.links.get(dev.id)
+                if attempt == 0 and link is not None and link.verified is not None:
+                    link.verified = None
+                    continue
+                raise ApiError(504 if e.reason == "timeout" else 502, e.reason, e.message)
+
     async def close(self, device_id):
         link = self.links.pop(device_id, None)
         if link is not None:
@@ -218,6 +238,7 @@ class SshLinks:
 
     # -- the work ----------------------------------------------------------
     async def _drop(self, link):
+        link.verified = None
         listener, link.listener, link.listen_port = link.listener, None, None
         conn, link.conn = link.conn, None
         if listener is not None:
@@ -241,7 +262,12 @@ class SshLinks:
 
         sock = await m.run_with_timeout(dial)
         sock.settimeout(None)
-        kwargs = {"username": ssh["user"], "known_hosts": m.ssh_known_hosts or (), "sock": sock,
+        known = m.ssh_known_hosts
+        if known and not os.path.isfile(os.path.expanduser(known)):
+            sock.close()
+            raise ApiError(502, "host-key", "DeviceManager.ssh_known_hosts names %s, which does not exist: host "
+                           "keys cannot be checked" % known)
+        kwargs = {"username": ssh["user"], "known_hosts": os.path.expanduser(known) if known else (), "sock": sock,
                   "connect_timeout": m.connect_timeout}
         if ssh.get("key"):
             kwargs["client_keys"] = [ssh["key"]]
@@ -285,6 +311,9 @@ class SshLinks:
         if not agent_port or not token:
             return None
         port = await self._forward(link, agent_port)
+        v = link.verified
+        if v is not None and v[:2] == (agent_port, token) and time.monotonic() - v[2] < VERIFY_TTL:
+            return port  # checked a moment ago (several connections open at once: camera, transfers)
         m = self.manager
 
         def check():
@@ -296,7 +325,9 @@ class SshLinks:
         except (client.ConnectError, ApiError) as e:
             self.log.info("remote-device %s: no usable agent on the board's port %s (%s)", dev.name, agent_port,
                           getattr(e, "message", e))
+            link.verified = None
             return None
+        link.verified = (agent_port, token, time.monotonic())
         return port
 
     async def _prepare(self, dev, link, target):
