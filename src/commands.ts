@@ -225,9 +225,13 @@ export function addCommands(ctx: ICommandContext): void {
           await showErrorMessage('Snapshot failed', errorMessage(error));
         }
       };
+      panel.newViewRequested = () => {
+        void commands.execute(CommandIDs.openCamera, { id, newTab: true, ref: panel.id });
+      };
       await tracker.add(panel);
       if (!panel.isAttached) {
-        app.shell.add(panel, 'main');
+        const ref = typeof args?.ref === 'string' ? args.ref : undefined;
+        app.shell.add(panel, 'main', ref ? { mode: 'split-right', ref } : undefined);
       }
       if (args?.activate !== false) {
         app.shell.activateById(panel.id);

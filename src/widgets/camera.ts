@@ -4,6 +4,7 @@
  */
 import { MainAreaWidget } from '@jupyterlab/apputils';
 import {
+  addIcon,
   pauseIcon,
   runIcon,
   Toolbar,
@@ -745,6 +746,15 @@ export class CameraPanel extends MainAreaWidget<CameraViewer> {
       }
     });
     toolbar.addItem(
+      'new-view',
+      new ToolbarButton({
+        icon: addIcon,
+        className: 'jp-RemoteDevice-newView',
+        tooltip: 'Open another view of this camera beside this one (the board streams once)',
+        onClick: () => this.newViewRequested?.()
+      })
+    );
+    toolbar.addItem(
       'snapshot',
       new ToolbarButton({
         icon: snapshotIcon,
@@ -757,6 +767,9 @@ export class CameraPanel extends MainAreaWidget<CameraViewer> {
       })
     );
   }
+
+  /** Set by the plugin: open another view of the same board beside this one. */
+  newViewRequested: (() => void) | null = null;
 
   /** Overridden by the plugin to report errors through the UI. */
   snapshotRequested: () => Promise<void> = async () => {

@@ -215,6 +215,16 @@ test.describe('Remote device', () => {
       }), { timeout: 20000 })
       .toBe('320x240');
 
+    // A second view of the same board, side by side: both stream.
+    await page.locator('.jp-RemoteDevice-newView').first().click();
+    await expect(page.locator('.jp-RemoteDevice-camera[data-state="streaming"]')).toHaveCount(2, { timeout: 30000 });
+    const counts = async () =>
+      page.$$eval('.jp-RemoteDevice-camera', nodes => nodes.map(n => parseInt((n as HTMLElement).dataset.frames ?? '0', 10)));
+    const c0 = await counts();
+    await expect.poll(async () => (await counts()).every((v, i) => v > (c0[i] ?? 0)), { timeout: 20000 }).toBe(true);
+    await page.locator('.lm-TabBar-tab', { hasText: 'Camera: demo-board' }).last().locator('.lm-TabBar-tabCloseIcon').click();
+    await expect(page.locator('.jp-RemoteDevice-camera')).toHaveCount(1);
+
     // A hidden tab stops streaming; showing it again resumes.
     const cameraNode = page.locator('.jp-RemoteDevice-camera[data-state]').first();
     await page.locator('.lm-TabBar-tab', { hasText: 'Launcher' }).first().click();
