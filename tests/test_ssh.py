@@ -185,3 +185,41 @@ def test_ssh_board_survives_restart(sshd, tmp_path):
     finally:
         second.close()
         sshd.kill_agents()
+
+
+@pytest.fixture
+def ssh_agent_sock(sshd, tmp_path, monkeypatch):
+    """A real ssh-agent holding the test user key; SSH_AUTH_SOCK points at it."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("no ssh-agent/ssh-add")
+    sock = str(tmp_path / "agent.sock")
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        env = dict(os.environ, SSH_AUTH_SOCK=sock)
+        subprocess.run(["ssh-add", sshd.user_key], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", sock)
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_ssh_login_with_the_ssh_agent(api, sshd, ssh_agent_sock, monkeypatch, tmp_path):
+    """No key given: the server's SSH agent (SSH_AUTH_SOCK) logs in."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # no default ~/.ssh/id_* keys to fall back on
+    sshd.kill_agents()
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port)})
+    assert code == 201 and dev["ssh"]["key"] is None, dev
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200 and d["status"] == "connected", d
+    code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print('via agent')"})
+    assert r["stdout"] == "via agent\n"
+    await _delete_all(api)
