@@ -223,3 +223,30 @@ async def test_ssh_login_with_the_ssh_agent(api, sshd, ssh_agent_sock, monkeypat
     code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": "print('via agent')"})
     assert r["stdout"] == "via agent\n"
     await _delete_all(api)
+
+
+async def test_ssh_camera_through_the_tunnel(api, sshd, jp_ws_fetch):
+    """Camera frames come through the tunnel on their own connection (synthetic camera: the test
+    "board" has Pillow, so the deployed agent's --camera auto picks it)."""
+    sshd.kill_agents()
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port),
+                                              "key": sshd.user_key})
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200, d
+    if not d["info"]["cameras"]:
+        await _delete_all(api)
+        pytest.skip("the deployed agent found no camera (no Pillow for the synthetic one)")
+    ws = await jp_ws_fetch("jupyter-remote-device", "devices", dev["id"], "camera",
+                           params={"width": "320", "height": "240", "quality": "60"})
+    frames = 0
+    try:
+        while frames < 3:
+            msg = await asyncio.wait_for(ws.read_message(), 15)
+            assert msg is not None
+            if isinstance(msg, bytes):
+                hlen = int.from_bytes(msg[:4], "big")
+                assert json.loads(msg[4:4 + hlen])["width"] == 320 and msg[4 + hlen:4 + hlen + 2] == b"\xff\xd8"
+                frames += 1
+    finally:
+        ws.close()
+    await _delete_all(api)
