@@ -390,6 +390,7 @@ def agent_direct(port, token, width, height, seconds):
     try:
         sid = c.root.camera_open("0", width, height, 80, 0)
         anext = rpyc.async_(c.root.camera_next)
+        c.root.camera_next(sid, -1, 5.0)  # time from the first frame on
         pending = collections.deque(anext(sid, -1, 2.0) for _ in range(2))
         n = 0
         t0 = time.time()
@@ -426,6 +427,11 @@ async def unthrottled(server, did, pids, width, height, rounds, window, agent_po
     path = server.ws_url(did, width, height, 80, 0)
     delivered, direct, enc_only, in_run, paired, lat = [], [], [], [], [], []
     worker = await loop.run_in_executor(None, EncodeOnly, width, height)
+    # a stream that never reads keeps the camera open between rounds (an on-demand
+    # source makes no frames for it), so no round pays for opening the camera
+    from jupyter_remote_device.agent.client import connect
+    keep = await loop.run_in_executor(None, connect, HOST, agent_port, agent_token)
+    await loop.run_in_executor(None, keep.root.camera_open, "0", width, height, 80, 0)
     extra = {}
     meter = ProcMeter(pids)
     usage = {}
@@ -433,7 +439,7 @@ async def unthrottled(server, did, pids, width, height, rounds, window, agent_po
         for _ in range(rounds):
             e0 = await loop.run_in_executor(None, agent_encode_totals, agent_port, agent_token)
             now = time.time()
-            rec = await run_viewer(server, path, now + 0.3, now + 0.3 + window)
+            rec = await run_viewer(server, path, now + 0.5, now + 0.5 + window)
             e1 = await loop.run_in_executor(None, agent_encode_totals, agent_port, agent_token)
             usage = meter.result()
             s = summarize(rec)
@@ -451,6 +457,7 @@ async def unthrottled(server, did, pids, width, height, rounds, window, agent_po
             meter = ProcMeter(pids)
     finally:
         worker.close()
+        keep.close()
 
     def best_med(v, nd=1):
         v = sorted(v)
@@ -508,8 +515,10 @@ async def main_async(args, tmp, procs):
     sec, warm = args.seconds, 1.0
     result = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                           "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
-              "idle": dict(ProcMeter(pids).result(), server_rss_mb=rss_mb(server.proc.pid),
-                           agent_rss_mb=rss_mb(agent.pid))}
+              }
+    idle = ProcMeter(pids)
+    await asyncio.sleep(1.0)
+    result["idle"] = idle.result()
     result["api_status_idle_ms"] = status_idle(server, min(3.0, sec))
     result["fanout"] = []
     for n in (1, 4, 16):
