@@ -10,6 +10,7 @@ import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
@@ -23,6 +24,7 @@ import { parseResolution } from './frame';
 import { DevicesModel } from './model';
 import { connectNotebooksOnKernelStart } from './notebook';
 import { CameraPanel } from './widgets/camera';
+import { cameraRendererFactory } from './widgets/cellcamera';
 import { DevicesSidebar } from './widgets/sidebar';
 import { DeviceStatusItem } from './widgets/statusbar';
 
@@ -57,7 +59,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ILayoutRestorer,
     ISettingRegistry,
     IDefaultFileBrowser,
-    IStatusBar
+    IStatusBar,
+    IRenderMimeRegistry
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -65,7 +68,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
     fileBrowser: IDefaultFileBrowser | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const model = new DevicesModel();
     const tracker = new WidgetTracker<CameraPanel>({
@@ -178,6 +182,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       tracker.currentChanged.connect((_, panel) => {
         item.setViewer(panel ? panel.content : null);
       });
+    }
+
+    if (rendermime) {
+      // Live camera outputs in notebook cells.
+      rendermime.addFactory(
+        cameraRendererFactory(model, (id, name) => {
+          void app.commands.execute(CommandIDs.openCamera, { id, name });
+        })
+      );
     }
 
     if (PageConfig.getOption('exposeAppInBrowser') === 'true') {

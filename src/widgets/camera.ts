@@ -240,8 +240,27 @@ export class CameraViewer extends Widget {
     super.onCloseRequest(msg);
   }
 
+  /**
+   * Suspend the stream while the viewer is off screen (e.g. a cell output
+   * scrolled away or in a hidden notebook), resume when it comes back.
+   */
+  setSuspended(value: boolean): void {
+    if (value === this._suspended) {
+      return;
+    }
+    this._suspended = value;
+    if (value) {
+      this._stop();
+      if (!this._paused) {
+        this._setState('hidden');
+      }
+    } else {
+      this._maybeStart();
+    }
+  }
+
   private get _shouldRun(): boolean {
-    return !this.isDisposed && this.isAttached && this.isVisible && !this._paused;
+    return !this.isDisposed && this.isAttached && this.isVisible && !this._paused && !this._suspended;
   }
 
   private _onDeviceChanged(_: DevicesModel, device: { id: string; name: string; status: string }): void {
@@ -488,6 +507,9 @@ export class CameraViewer extends Widget {
     if (this._stats.frames === 1 || this._message.textContent) {
       this._setMessage('');
     }
+    if (this._stats.frames === 1) {
+      this._statsChanged.emit(this.stats);
+    }
     this.node.dataset.frames = String(this._stats.frames);
   }
 
@@ -587,6 +609,7 @@ export class CameraViewer extends Widget {
   private _showOverlay = true;
   private _socket: ISocketLike | null = null;
   private _paused = false;
+  private _suspended = false;
   private _state: StreamState = 'closed';
   private _attempts = 0;
   private _retryTimer: ReturnType<typeof setTimeout> | null = null;

@@ -309,6 +309,30 @@ test.describe('Remote device', () => {
     });
   });
 
+  test('a camera output in a notebook cell plays live', async ({ page, baseURL }, testInfo) => {
+    await ensureConnected(page, baseURL!, 'demo-board');
+    const device = await deviceByName(page.request, baseURL!, 'demo-board');
+    await page.notebook.createNew('camera-cell.ipynb', { kernel: 'python3' });
+    const code =
+      'from IPython.display import display\n' +
+      `display({"application/vnd.jupyter.remote-device.camera+json": {"device": "demo-board", "device_id": "${device.id}", "width": 320, "height": 240}, "text/plain": "<live camera>"}, raw=True)`;
+    await page.notebook.setCell(0, 'code', code);
+    await page.notebook.runCell(0);
+    const output = page.locator('.jp-RemoteDevice-cellCamera[data-live="true"]');
+    await expect(output).toBeVisible({ timeout: 30000 });
+    await expect
+      .poll(async () => parseInt((await output.locator('.jp-RemoteDevice-camera').getAttribute('data-frames')) ?? '0', 10), {
+        timeout: 30000
+      })
+      .toBeGreaterThan(2);
+    await expect(output).toContainText('Live camera of demo-board');
+    await expect(output.locator('canvas')).toBeVisible();
+    const box = await output.locator('canvas').boundingBox();
+    expect(box!.height).toBeGreaterThan(100);
+    await screenshot(page, 'cell-camera', testInfo.project.name);
+    await page.notebook.close(true);
+  });
+
   test('disconnect', async ({ page, baseURL }) => {
     await ensureConnected(page, baseURL!, 'demo-board');
     await page.locator(`${row('demo-board')} .jp-RemoteDevice-action-disconnect`).click();
