@@ -10,17 +10,6 @@ def _jupyter_labextension_paths():
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "jupyter_remote_device"}]
+    from .server.extension import RemoteDeviceExtension
 
-
-def _load_jupyter_server_extension(server_app):
-    from .server.handlers import setup_handlers
-
-    setup_handlers(server_app)
-    server_app.log.info("jupyter_remote_device %s server extension loaded", __version__)
-
-
-async def _unload_jupyter_server_extension(server_app):
-    manager = server_app.web_app.settings.get("jrd_manager")
-    if manager is not None:
-        await manager.shutdown()
+    return [{"module": "jupyter_remote_device", "app": RemoteDeviceExtension}]

@@ -11,6 +11,10 @@ from jupyter_remote_device.app import spawn_agent
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+# No test multicasts on the machine's real interfaces: mDNS stays off in every server and agent
+# the tests start (and their subprocesses), except inside a network namespace a test made.
+os.environ["JUPYTER_REMOTE_DEVICE_NO_MDNS"] = "1"
+
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 

@@ -255,6 +255,8 @@ class JupyterServerProc:
                    JUPYTER_RUNTIME_DIR=os.path.join(self.dir, "runtime"), HOME=self.dir)
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        if netns:
+            env.pop("JUPYTER_REMOTE_DEVICE_NO_MDNS", None)  # mDNS may run inside the test's own namespace
         cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip=127.0.0.1",
                "--port=%d" % self.port, "--port-retries=0", "--IdentityProvider.token=%s" % self.token,
                "--ServerApp.root_dir=%s" % self.dir,

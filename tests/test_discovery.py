@@ -279,6 +279,7 @@ def _spawn_agent_in(ns, host, token, extra=()):
     root = tempfile.mkdtemp(prefix="jrd-ns-root-")
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, HOME=root, PYTHONPATH=here)
+    env.pop("JUPYTER_REMOTE_DEVICE_NO_MDNS", None)  # inside the test's own namespace only
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-u", "-m", "jupyter_remote_device.agent",
                              "--host", host, "--port", "18861", "--token", token, "--root", root,
                              "--camera", "none", "--mdns"] + list(extra),

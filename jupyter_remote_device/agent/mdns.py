@@ -9,10 +9,16 @@ object with ``close()``, or None when zeroconf is missing or nothing could be
 advertised (the agent runs on without it).
 """
 import ipaddress
+import os
 import platform
 import socket
 
 SERVICE_TYPE = "_jupyter-device._tcp.local."
+
+
+# Set to "1" to keep mDNS off whatever the options say: the test suite sets it so that no
+# test can multicast on the machine's real interfaces (tests inside a network namespace unset it).
+NO_MDNS_ENV = "JUPYTER_REMOTE_DEVICE_NO_MDNS"
 
 
 def available():
@@ -106,6 +112,10 @@ class Advertisement(object):
 
 
 def start(host, port, version, auth=True, name=None, model=None, log=None):
+    if os.environ.get(NO_MDNS_ENV) == "1":
+        if log:
+            log.info("mDNS: off (%s=1)", NO_MDNS_ENV)
+        return None
     try:
         from zeroconf import ServiceInfo
     except Exception as e:

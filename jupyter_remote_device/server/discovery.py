@@ -17,9 +17,11 @@ A board the user deleted from the list is not re-added while it keeps answering
 """
 import asyncio
 import ipaddress
+import os
 import socket
 
 from ..agent import client
+from ..agent.mdns import NO_MDNS_ENV
 from .classic import probe_board
 from .errors import ApiError
 
@@ -100,7 +102,9 @@ class Discovery:
         tasks = []
         if self.manager.probe_hosts:
             tasks.append(asyncio.ensure_future(self._probe_loop()))
-        if self.manager.mdns:
+        if self.manager.mdns and os.environ.get(NO_MDNS_ENV) == "1":
+            self.log.info("remote-device: mDNS discovery is off: %s=1", NO_MDNS_ENV)
+        elif self.manager.mdns:
             if zeroconf_available():
                 self.mdns = MdnsBrowser(self.manager)
                 tasks.append(asyncio.ensure_future(self.mdns.run()))

@@ -464,6 +464,9 @@ class DeviceManager(LoggingConfigurable):
 
     # -- lifecycle -----------------------------------------------------------
     def _spawn(self, coro):
+        if getattr(self, "_closing", False):
+            coro.close()
+            return None
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -487,6 +490,7 @@ class DeviceManager(LoggingConfigurable):
         self._spawn(self.discovery.run())
 
     async def shutdown(self):
+        self._closing = True  # no new background work from here on (see _spawn)
         for did in list(self.sessions):
             try:
                 await self.close_session(did)
@@ -496,6 +500,9 @@ class DeviceManager(LoggingConfigurable):
             await self._ssh_links.shutdown()
         if self.transfers is not None:
             await self.run(self.transfers.shutdown)
-        for t in self._tasks:
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
             t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         self.pool.shutdown(wait=False)
