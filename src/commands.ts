@@ -332,16 +332,18 @@ export function addCommands(ctx: ICommandContext): void {
 
   const pushFile = async (args: any, fromBrowser: boolean) => {
     let sources: string[] = [];
+    const selected = ctx.fileBrowser ? Array.from(ctx.fileBrowser.selectedItems()).map(item => item.path) : [];
     if (typeof args?.path === 'string' && args.path) {
       sources = [args.path];
-    } else if (ctx.fileBrowser) {
-      sources = Array.from(ctx.fileBrowser.selectedItems()).map(item => item.path);
+    } else if (fromBrowser) {
+      sources = selected;
     }
     if (sources.length === 0 && !fromBrowser) {
+      // Palette / sidebar: ask, with the file browser's selection prefilled.
       const result = await InputDialog.getText({
         title: 'Push file to device',
         label: 'File or folder in the workspace',
-        text: currentFolder(ctx),
+        text: selected[0] ?? currentFolder(ctx),
         placeholder: 'path/to/file.py'
       });
       if (!result.button.accept || !result.value) {
