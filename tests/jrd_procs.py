@@ -3,7 +3,6 @@ or a server inside a network namespace). Not a test module."""
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -11,15 +10,11 @@ import time
 import urllib.error
 import urllib.request
 
+from jrd_helpers import free_port
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class JupyterProc:

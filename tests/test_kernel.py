@@ -23,6 +23,7 @@ from jupyter_client.manager import KernelManager  # noqa: E402
 
 from jupyter_remote_device.agent.executor import CAMERA_MIME  # noqa: E402
 from jupyter_remote_device.app import spawn_agent  # noqa: E402
+from jrd_helpers import free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -43,12 +44,6 @@ MAIX_CAMERA = textwrap.dedent("""
 """)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def stop_proc(proc):

@@ -16,22 +16,13 @@ from rpyc.utils.helpers import classpartial
 from rpyc.utils.server import ThreadedServer
 
 from . import __version__, auth
-from .client import BoundedChannel, TunedSocketStream, tune_socket
+from .client import CLIENT_CONFIG, BoundedChannel, TunedSocketStream, tune_socket
 from .service import AgentService, Board
 
 CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
 
-SERVER_CONFIG = {
-    "allow_public_attrs": False,
-    "allow_all_attrs": False,
-    "allow_pickle": False,
-    "allow_setattr": False,
-    "allow_delattr": False,
-    "import_custom_exceptions": False,
-    "instantiate_custom_exceptions": False,
-    "include_local_traceback": False,
-    "sync_request_timeout": 30,
-}
+# the same locked-down rpyc settings as our client side: exposed_* methods only, no pickle
+SERVER_CONFIG = dict(CLIENT_CONFIG)
 
 
 class AgentServer(ThreadedServer):
