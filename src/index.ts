@@ -25,6 +25,7 @@ import { DevicesModel } from './model';
 import { connectNotebooksOnKernelStart } from './notebook';
 import { CameraPanel } from './widgets/camera';
 import { cameraRendererFactory } from './widgets/cellcamera';
+import { DeviceFilesPanel } from './widgets/filetree';
 import { DevicesSidebar } from './widgets/sidebar';
 import { DeviceStatusItem } from './widgets/statusbar';
 
@@ -78,6 +79,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let defaults: ICameraDefaults = { ...DEFAULTS };
 
     const sidebar = new DevicesSidebar({ model, commands: app.commands });
+    // The connected board's files below the list (widgets/filetree.ts).
+    sidebar.addWidget(
+      new DeviceFilesPanel({ model, contents: app.serviceManager.contents, currentFolder: () => fileBrowser?.model.path ?? '' })
+    );
     app.shell.add(sidebar, 'left', { rank: 850 });
     restorer?.add(sidebar, sidebar.id);
 
