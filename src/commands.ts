@@ -22,6 +22,7 @@ import { KERNEL_NAME } from './notebook';
 import { askForDevice } from './widgets/adddialog';
 import { CameraPanel, CameraViewer, IStreamSettings } from './widgets/camera';
 import { followJob } from './widgets/jobs';
+import { sshRequest } from './widgets/sshdialog';
 
 export namespace CommandIDs {
   export const connect = 'remote-device:connect';
@@ -260,12 +261,16 @@ export function addCommands(ctx: ICommandContext): void {
       }
       let device: IDevice;
       try {
-        device = await model.addDevice({
-          host: value.host,
-          port: value.port,
-          ...(value.name ? { name: value.name } : {}),
-          ...(value.token ? { token: value.token } : {})
-        });
+        device = await model.addDevice(
+          value.ssh !== undefined
+            ? (sshRequest(value) as any) // {"ssh", "key"?, "name"?} (widgets/sshdialog.ts)
+            : {
+                host: value.host,
+                port: value.port,
+                ...(value.name ? { name: value.name } : {}),
+                ...(value.token ? { token: value.token } : {})
+              }
+        );
       } catch (error) {
         await showErrorMessage('Could not add the device', errorMessage(error));
         return null;

@@ -1,2 +1,3 @@
 import './base.css';
 import './filetree.css';
+import './sshdialog.css';

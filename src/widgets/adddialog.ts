@@ -6,6 +6,8 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { AddDeviceTabs, validateSsh } from './sshdialog';
+
 export const DEFAULT_AGENT_PORT = 18861;
 
 export interface IAddDeviceValue {
@@ -14,6 +16,9 @@ export interface IAddDeviceValue {
   name: string;
   token: string;
   connect: boolean;
+  /** SSH tab (sshdialog.ts): "user@host[:port]" and a key path on the server. */
+  ssh?: string;
+  key?: string;
 }
 
 export interface IAddDeviceErrors {
@@ -226,7 +231,8 @@ export async function askForDevice(
 ): Promise<IAddDeviceValue | null> {
   let value: Partial<IAddDeviceValue> = initial;
   for (;;) {
-    const body = new AddDeviceBody(value);
+    // A new board: "Address" and "SSH" tabs; a known one (Token…): address only.
+    const body = initial.host ? new AddDeviceBody(value) : new AddDeviceTabs(new AddDeviceBody(value), value);
     const result = await showDialog({
       title,
       body,
@@ -237,6 +243,13 @@ export async function askForDevice(
       return null;
     }
     const v = result.value;
+    if (v.ssh !== undefined) {
+      if (Object.keys(validateSsh({ ssh: v.ssh, key: v.key ?? '', name: v.name })).length === 0) {
+        return v;
+      }
+      value = v;
+      continue;
+    }
     const errors = validateAddDevice({ host: v.host, port: String(v.port), name: v.name });
     if (Object.keys(errors).length === 0) {
       return v;
