@@ -1,0 +1,466 @@
+/**
+ * The "Files" section of the Devices sidebar: lazy tree, actions with their
+ * dialogs, pull into the workspace with progress, drop to push, refresh when
+ * a push to the shown board ends.
+ */
+import { MimeData } from '@lumino/coreutils';
+import { Widget } from '@lumino/widgets';
+
+import { IDevice, IJob } from '../api';
+import { bytesToBase64, IFileEntry, IFilesApi } from '../filesapi';
+import { DevicesModel } from '../model';
+import { checkName, CONTENTS_MIME, DeviceFilesPanel, formatMtime, joinDevicePath } from '../widgets/filetree';
+
+const device = (id: string, extra: Partial<IDevice> = {}): IDevice => ({
+  id,
+  name: `board-${id}`,
+  host: '127.0.0.1',
+  port: 18861,
+  source: 'config',
+  status: 'connected',
+  kind: 'agent',
+  info: null,
+  error: null,
+  ...extra
+});
+
+const MTIME = Date.UTC(2024, 0, 2, 3, 4, 5) / 1000;
+
+/** An in-memory board file system behind the IFilesApi interface. */
+class FakeFs implements IFilesApi {
+  files = new Map<string, Uint8Array>();
+  dirs = new Set<string>(['']);
+  calls: string[] = [];
+
+  constructor(files: { [path: string]: string }, dirs: string[] = []) {
+    for (const d of dirs) {
+      this.dirs.add(d);
+    }
+    for (const [p, text] of Object.entries(files)) {
+      this.files.set(p, new TextEncoder().encode(text));
+    }
+  }
+
+  async list(id: string, path: string) {
+    this.calls.push(`list ${id} ${path}`);
+    if (!this.dirs.has(path)) {
+      throw Object.assign(new Error(`no folder ${path}`), { status: 404, reason: 'not-found' });
+    }
+    const entries: IFileEntry[] = [];
+    const prefix = path ? `${path}/` : '';
+    const direct = (p: string) => p.startsWith(prefix) && p !== path && !p.slice(prefix.length).includes('/');
+    for (const d of this.dirs) {
+      if (d && direct(d)) {
+        entries.push({ name: d.slice(prefix.length), type: 'directory', size: 0, mtime: MTIME });
+      }
+    }
+    for (const [p, data] of this.files) {
+      if (direct(p)) {
+        entries.push({ name: p.slice(prefix.length), type: 'file', size: data.length, mtime: MTIME });
+      }
+    }
+    return { path, entries };
+  }
+
+  async mkdir(id: string, path: string) {
+    this.calls.push(`mkdir ${path}`);
+    this.dirs.add(path);
+  }
+
+  async rename(id: string, path: string, newPath: string) {
+    this.calls.push(`rename ${path} ${newPath}`);
+    const data = this.files.get(path);
+    if (data) {
+      this.files.delete(path);
+      this.files.set(newPath, data);
+    } else if (this.dirs.delete(path)) {
+      this.dirs.add(newPath);
+    }
+  }
+
+  async remove(id: string, path: string, recursive = false) {
+    this.calls.push(`remove ${path} ${recursive}`);
+    if (this.dirs.has(path)) {
+      const inside = [...this.files.keys(), ...this.dirs].filter(p => p.startsWith(`${path}/`));
+      if (inside.length && !recursive) {
+        throw Object.assign(new Error('not empty'), { status: 409, reason: 'not-empty' });
+      }
+      for (const p of inside) {
+        this.files.delete(p);
+        this.dirs.delete(p);
+      }
+      this.dirs.delete(path);
+      return;
+    }
+    this.files.delete(path);
+  }
+
+  async download(id: string, path: string, onProgress?: (done: number, total: number) => void) {
+    const data = this.files.get(path)!;
+    const half = Math.floor(data.length / 2);
+    onProgress?.(half, data.length);
+    this.progress.push(half);
+    await Promise.resolve();
+    onProgress?.(data.length, data.length);
+    this.progress.push(data.length);
+    return data;
+  }
+
+  progress: number[] = [];
+}
+
+function setup(fs: FakeFs, devices: IDevice[] = [device('a')]) {
+  const pushes: [string, string, string][] = [];
+  let jobN = 0;
+  const model = new DevicesModel({
+    api: {
+      version: async () => ({ version: '0.1.0' }),
+      listDevices: async () => devices,
+      push: async (id: string, source: string, dest: string): Promise<IJob> => {
+        pushes.push([id, source, dest]);
+        return {
+          id: `job${++jobN}`,
+          kind: 'push',
+          state: 'running',
+          bytes_done: 0,
+          bytes_total: 10,
+          files_done: 0,
+          files_total: 1,
+          rate: null,
+          error: null,
+          verified: null
+        };
+      },
+      getJob: async () => {
+        throw new Error('not polled in this test');
+      }
+    } as any,
+    socketFactory: () =>
+      ({ readyState: 0, onopen: null, onclose: null, onerror: null, onmessage: null, send: () => undefined, close: () => undefined }) as any,
+    frontendVersion: '0.1.0',
+    jobPollInterval: 60000
+  });
+  const saved: { path: string; options: any }[] = [];
+  const contents = {
+    save: async (path: string, options: any) => {
+      saved.push({ path, options });
+      return { path, ...options };
+    }
+  } as any;
+  const panel = new DeviceFilesPanel({ model, contents, currentFolder: () => 'work', api: fs, keepFinishedMs: 50 });
+  Widget.attach(panel, document.body);
+  return { model, panel, pushes, saved };
+}
+
+const flush = async (n = 5) => {
+  for (let i = 0; i < n; i++) {
+    await new Promise(r => setTimeout(r, 0));
+  }
+};
+
+async function waitFor<T>(fn: () => T | null | undefined | false, what: string, timeout = 2000): Promise<T> {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = fn();
+    if (v) {
+      return v;
+    }
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise(r => setTimeout(r, 10));
+  }
+}
+
+/** Wait for the JupyterLab dialog, optionally type into its input, then press a button. */
+async function answerDialog(accept: boolean, text?: string): Promise<string> {
+  const dialog = await waitFor(() => document.querySelector('.jp-Dialog') as HTMLElement | null, 'a dialog');
+  const body = dialog.querySelector('.jp-Dialog-content')?.textContent ?? '';
+  if (text !== undefined) {
+    const input = await waitFor(() => dialog.querySelector('input') as HTMLInputElement | null, 'the dialog input');
+    input.value = text;
+  }
+  const button = dialog.querySelector(accept ? '.jp-Dialog-button.jp-mod-accept' : '.jp-Dialog-button.jp-mod-reject') as HTMLButtonElement;
+  button.click();
+  await waitFor(() => !document.querySelector('.jp-Dialog'), 'the dialog to close');
+  return body;
+}
+
+const rows = (panel: DeviceFilesPanel) =>
+  Array.from(panel.node.querySelectorAll('.jp-RemoteDevice-fileRow')).map(r => (r as HTMLElement).dataset.path);
+
+const rowNode = (panel: DeviceFilesPanel, path: string) =>
+  panel.node.querySelector(`.jp-RemoteDevice-fileRow[data-path="${path}"]`) as HTMLElement;
+
+const clickAction = (panel: DeviceFilesPanel, path: string, action: string) =>
+  (rowNode(panel, path).querySelector(`:scope > .jp-RemoteDevice-fileItem .jp-RemoteDevice-fileAction-${action}`) as HTMLButtonElement).click();
+
+describe('helpers', () => {
+  it('joins device paths and checks names', () => {
+    expect(joinDevicePath('', 'a.txt')).toBe('a.txt');
+    expect(joinDevicePath('x/y/', 'a.txt')).toBe('x/y/a.txt');
+    expect(checkName('ok.py')).toBeNull();
+    expect(checkName('  ')).toMatch(/empty/);
+    expect(checkName('a/b')).toMatch(/not a valid name/);
+    expect(checkName('..')).toMatch(/not a valid name/);
+  });
+
+  it('formats mtimes: time today, date otherwise', () => {
+    const now = new Date(2024, 5, 7, 12, 0, 0).getTime();
+    expect(formatMtime(new Date(2024, 5, 7, 9, 5).getTime() / 1000, now)).toBe('09:05');
+    expect(formatMtime(new Date(2023, 11, 31, 23, 59).getTime() / 1000, now)).toBe('2023-12-31 23:59');
+    expect(formatMtime(null)).toBe('');
+  });
+
+  it('base64-encodes binary data of any size', () => {
+    const data = new Uint8Array(100000);
+    for (let i = 0; i < data.length; i++) {
+      data[i] = (i * 7) & 255;
+    }
+    const back = atob(bytesToBase64(data));
+    expect(back.length).toBe(data.length);
+    expect(Array.from(back, c => c.charCodeAt(0))).toEqual(Array.from(data));
+    expect(bytesToBase64(new Uint8Array([0, 255, 1]))).toBe('AP8B');
+  });
+});
+
+describe('DeviceFilesPanel', () => {
+  afterEach(() => {
+    document.body.innerHTML = '';
+  });
+
+  it('is hidden until a board is connected, then lists its root (folders first)', async () => {
+    const fs = new FakeFs({ 'b.txt': 'bbb', 'a.py': 'print(1)\n' }, ['lib']);
+    const { model, panel } = setup(fs, [device('a', { status: 'online' })]);
+    await model.refresh();
+    expect(panel.isHidden).toBe(true);
+    expect(fs.calls).toEqual([]);
+    model.handleMessage({ type: 'device', device: device('a') });
+    await flush();
+    expect(panel.isHidden).toBe(false);
+    expect(panel.deviceId).toBe('a');
+    expect(fs.calls).toEqual(['list a ']);
+    expect(rows(panel)).toEqual(['lib', 'a.py', 'b.txt']);
+    const a = rowNode(panel, 'a.py');
+    expect(a.querySelector('.jp-RemoteDevice-fileSize')!.textContent).toBe('9 B');
+    expect(a.querySelector('.jp-RemoteDevice-fileMtime')!.textContent).toBe(formatMtime(MTIME));
+    expect(panel.node.querySelector('.jp-RemoteDevice-filesDeviceName')!.textContent).toBe('board-a');
+    // Disconnected: hidden again.
+    model.handleMessage({ type: 'device', device: device('a', { status: 'online' }) });
+    expect(panel.isHidden).toBe(true);
+    expect(panel.deviceId).toBeNull();
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('expands folders lazily and collapses them', async () => {
+    const fs = new FakeFs({ 'lib/x.py': 'x', 'lib/sub/y.py': 'yy' }, ['lib', 'lib/sub']);
+    const { model, panel } = setup(fs);
+    await model.refresh();
+    await flush();
+    expect(rows(panel)).toEqual(['lib']);
+    expect(rowNode(panel, 'lib').getAttribute('aria-expanded')).toBe('false');
+    (rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem') as HTMLElement).click();
+    await flush();
+    expect(rows(panel)).toEqual(['lib', 'lib/sub', 'lib/x.py']);
+    expect(rowNode(panel, 'lib').getAttribute('aria-expanded')).toBe('true');
+    await panel.toggle('lib');
+    expect(rows(panel)).toEqual(['lib']);
+    await panel.toggle('lib');
+    // Loaded once: expanding again does not list again.
+    expect(fs.calls.filter(c => c === 'list a lib')).toHaveLength(1);
+    await panel.toggle('lib/sub');
+    expect(rows(panel)).toEqual(['lib', 'lib/sub', 'lib/sub/y.py', 'lib/x.py']);
+    // Refresh reloads every open folder.
+    fs.files.set('lib/sub/z.py', new Uint8Array(3));
+    (panel.node.querySelector('.jp-RemoteDevice-files-refresh') as HTMLButtonElement).click();
+    await flush();
+    expect(rows(panel)).toContain('lib/sub/z.py');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('deletes a file after confirming, a folder recursively, and nothing on cancel', async () => {
+    const fs = new FakeFs({ 'a.txt': 'a', 'd/in.txt': 'i' }, ['d']);
+    const { model, panel } = setup(fs);
+    await model.refresh();
+    await flush();
+    clickAction(panel, 'a.txt', 'delete');
+    const text = await answerDialog(false);
+    expect(text).toContain('Delete "a.txt" from board-a');
+    await flush();
+    expect(fs.files.has('a.txt')).toBe(true);
+    clickAction(panel, 'a.txt', 'delete');
+    await answerDialog(true);
+    await waitFor(() => !rows(panel).includes('a.txt'), 'a.txt to go');
+    expect(fs.calls).toContain('remove a.txt false');
+    clickAction(panel, 'd', 'delete');
+    expect(await answerDialog(true)).toContain('and everything in it');
+    await waitFor(() => rows(panel).length === 0, 'd to go');
+    expect(fs.calls).toContain('remove d true');
+    expect(fs.files.size).toBe(0);
+    expect(panel.node.textContent).toContain('No files yet');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('makes folders and renames entries through input dialogs', async () => {
+    const fs = new FakeFs({ 'old.py': 'x' });
+    const { model, panel } = setup(fs);
+    await model.refresh();
+    await flush();
+    (panel.node.querySelector('.jp-RemoteDevice-files-mkdir') as HTMLButtonElement).click();
+    await answerDialog(true, 'models');
+    await waitFor(() => rows(panel).includes('models'), 'the new folder');
+    expect(fs.calls).toContain('mkdir models');
+    clickAction(panel, 'models', 'mkdir');
+    await answerDialog(true, 'v1');
+    await waitFor(() => rows(panel).includes('models/v1'), 'the nested folder (parent expanded)');
+    // A bad name is refused before any request.
+    clickAction(panel, 'old.py', 'rename');
+    await answerDialog(true, 'a/b.py');
+    expect(await answerDialog(false)).toMatch(/not a valid name/);
+    expect(fs.calls.some(c => c.startsWith('rename'))).toBe(false);
+    clickAction(panel, 'old.py', 'rename');
+    await answerDialog(true, 'new.py');
+    await waitFor(() => rows(panel).includes('new.py'), 'the renamed file');
+    expect(fs.calls).toContain('rename old.py new.py');
+    clickAction(panel, 'models/v1', 'rename');
+    await answerDialog(true, 'v2');
+    await waitFor(() => rows(panel).includes('models/v2'), 'the renamed folder');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('pulls a file into the workspace as base64 with a progress bar', async () => {
+    const fs = new FakeFs({ 'data.bin': '\u0000binary\u00ff data' });
+    const { model, panel, saved } = setup(fs);
+    await model.refresh();
+    await flush();
+    clickAction(panel, 'data.bin', 'pull');
+    const dialog = await waitFor(() => document.querySelector('.jp-Dialog input') as HTMLInputElement | null, 'dialog');
+    // Prefilled with the file browser's folder.
+    expect(dialog.value).toBe('work/data.bin');
+    await answerDialog(true, 'work/copy.bin');
+    await waitFor(() => saved.length === 1, 'the save');
+    expect(saved[0].path).toBe('work/copy.bin');
+    expect(saved[0].options).toEqual({
+      type: 'file',
+      format: 'base64',
+      content: bytesToBase64(fs.files.get('data.bin')!)
+    });
+    expect(fs.progress.length).toBe(2);
+    const bar = await waitFor(
+      () => panel.node.querySelector('.jp-RemoteDevice-transfer[data-kind="pull"]') as HTMLElement | null,
+      'the transfer row'
+    );
+    expect(bar.dataset.state).toBe('done');
+    expect((bar.querySelector('progress') as HTMLProgressElement).getAttribute('value')).toBe('1');
+    // Finished transfers go away by themselves.
+    await waitFor(() => !panel.node.querySelector('.jp-RemoteDevice-transfer'), 'the row to go');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('pushes what is dropped from the file browser into the folder under the mouse', async () => {
+    const fs = new FakeFs({ 'd/x': 'x' }, ['d']);
+    const { model, panel, pushes } = setup(fs);
+    await model.refresh();
+    await flush();
+    const drop = (target: Element, paths: string[]) => {
+      const mimeData = new MimeData();
+      mimeData.setData(CONTENTS_MIME, paths);
+      const event = new Event('lm-drop', { bubbles: true, cancelable: true }) as any;
+      event.mimeData = mimeData;
+      event.proposedAction = 'move';
+      event.dropAction = 'none';
+      target.dispatchEvent(event);
+      return event;
+    };
+    const over = new Event('lm-dragover', { bubbles: true, cancelable: true }) as any;
+    over.mimeData = new MimeData();
+    over.mimeData.setData(CONTENTS_MIME, ['notes/a.txt']);
+    over.proposedAction = 'move';
+    over.dropAction = 'none';
+    rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileName')!.dispatchEvent(over);
+    expect(over.defaultPrevented).toBe(true);
+    expect(over.dropAction).toBe('move');
+    expect(rowNode(panel, 'd').classList.contains('jp-mod-dropTarget')).toBe(true);
+    const ev = drop(rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileName')!, ['notes/a.txt', 'pics']);
+    expect(ev.defaultPrevented).toBe(true);
+    expect(panel.node.querySelector('.jp-mod-dropTarget')).toBeNull();
+    await waitFor(() => pushes.length === 2, 'two pushes');
+    expect(pushes).toEqual([
+      ['a', 'notes/a.txt', 'd/a.txt'],
+      ['a', 'pics', 'd/pics']
+    ]);
+    // Dropping on the tree background pushes into the root.
+    drop(panel.node.querySelector('.jp-RemoteDevice-fileTree')!, ['b.txt']);
+    await waitFor(() => pushes.length === 3, 'a third push');
+    await flush();
+    expect(pushes[2]).toEqual(['a', 'b.txt', 'b.txt']);
+    // Each push has a progress bar that follows the job events.
+    const bars = panel.node.querySelectorAll('.jp-RemoteDevice-transfer[data-kind="push"]');
+    expect(bars.length).toBe(3);
+    model.handleJob({ ...(model.getJob('job1') as IJob), bytes_done: 5 });
+    const bar1 = panel.node.querySelector('.jp-RemoteDevice-transfer[data-kind="push"] progress') as HTMLProgressElement;
+    expect(bar1.getAttribute('value')).toBe('0.5');
+    // The job ends: the tree reloads and shows the new file.
+    fs.files.set('d/a.txt', new Uint8Array(10));
+    await panel.toggle('d');
+    const listsBefore = fs.calls.filter(c => c === 'list a d').length;
+    model.handleJob({ ...(model.getJob('job1') as IJob), state: 'done', bytes_done: 10, verified: true });
+    await waitFor(() => fs.calls.filter(c => c === 'list a d').length > listsBefore, 'a reload of d');
+    await flush();
+    expect(rows(panel)).toContain('d/a.txt');
+    expect(
+      (panel.node.querySelector('.jp-RemoteDevice-transfer[data-state="done"]') as HTMLElement).textContent
+    ).toContain('a.txt → d/a.txt');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('ignores drags that do not come from the file browser', async () => {
+    const fs = new FakeFs({});
+    const { model, panel, pushes } = setup(fs);
+    await model.refresh();
+    await flush();
+    const event = new Event('lm-dragover', { bubbles: true, cancelable: true }) as any;
+    event.mimeData = new MimeData();
+    event.mimeData.setData('text/plain', 'x');
+    panel.node.querySelector('.jp-RemoteDevice-fileTree')!.dispatchEvent(event);
+    expect(event.defaultPrevented).toBe(false);
+    expect(pushes).toEqual([]);
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('offers a board picker when several boards are connected', async () => {
+    const fs = new FakeFs({ 'a.txt': 'a' });
+    const { model, panel } = setup(fs, [device('a'), device('b')]);
+    await model.refresh();
+    await flush();
+    const select = panel.node.querySelector('select.jp-RemoteDevice-filesDevice') as HTMLSelectElement;
+    expect(Array.from(select.options).map(o => o.textContent)).toEqual(['board-a', 'board-b']);
+    select.value = 'b';
+    select.dispatchEvent(new Event('change'));
+    await flush();
+    expect(panel.deviceId).toBe('b');
+    expect(fs.calls).toContain('list b ');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('shows a listing error in the tree', async () => {
+    const fs = new FakeFs({});
+    fs.list = async () => {
+      throw Object.assign(new Error('The board is not connected'), { status: 409, reason: 'not-connected' });
+    };
+    const { model, panel } = setup(fs);
+    await model.refresh();
+    await flush();
+    expect(panel.node.querySelector('.jp-RemoteDevice-filesError')!.textContent).toBe('The board is not connected');
+    model.dispose();
+    panel.dispose();
+  });
+});
