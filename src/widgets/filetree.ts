@@ -504,7 +504,14 @@ export class DeviceFilesPanel extends Widget {
     }
     // A push to the shown board (from here, the palette or the file browser)
     // changes its files: reload what is open.
-    if (isJobFinished(job) && job.device && job.device === this._deviceId) {
+    // (A job that ends before its POST reply comes back carries no device:
+    // reload then too, once per job.)
+    if (
+      isJobFinished(job) &&
+      (!job.device || job.device === this._deviceId) &&
+      !this._refreshedJobs.has(job.id)
+    ) {
+      this._refreshedJobs.add(job.id);
       void this.refresh();
     }
   }
@@ -604,7 +611,7 @@ export class DeviceFilesPanel extends Widget {
       select.addEventListener('change', () => this.setDevice(select.value));
       header.appendChild(select);
     } else if (connected.length === 1) {
-      header.appendChild(h('span', { class: 'jp-RemoteDevice-filesDeviceName' }, connected[0].name));
+      header.appendChild(h('span', { class: 'jp-RemoteDevice-filesDeviceName', title: connected[0].name }, connected[0].name));
     }
     const tools = h('span', { class: 'jp-RemoteDevice-filesTools' });
     tools.appendChild(
@@ -790,6 +797,7 @@ export class DeviceFilesPanel extends Widget {
   private _expanded = new Set<string>(['']);
   private _transfers = new Map<string, ITransfer>();
   private _jobKeys = new Map<string, string>();
+  private _refreshedJobs = new Set<string>();
   private _timers = new Set<ReturnType<typeof setTimeout>>();
   private _transfersNode: HTMLElement | null = null;
 }

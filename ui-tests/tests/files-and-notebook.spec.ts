@@ -198,13 +198,15 @@ test.describe('Device files', () => {
       const widget = Array.from(app.shell.widgets('left') as Iterable<any>).find(
         (w: any) => w.id === 'jp-remote-device-sidebar'
       );
-      app.shell.add(widget, 'right', { rank: 1000 });
+      app.shell.move(widget, 'right');
       app.shell.activateById('jp-remote-device-sidebar');
     });
     try {
       await page.sidebar.openTab('filebrowser');
       await page.filebrowser.refresh();
       await expect(page.locator(SIDEBAR)).toBeVisible();
+      // Made through REST: refresh the tree to see it.
+      await page.locator(`${FILES} .jp-RemoteDevice-files-refresh`).click();
       const target = page.locator(`${fileRow(folder)} > .jp-RemoteDevice-fileItem`);
       await expect(target).toBeVisible({ timeout: 15000 });
       const source = page.locator('.jp-DirListing-item', { hasText: name });
@@ -233,7 +235,7 @@ test.describe('Device files', () => {
           (w: any) => w.id === 'jp-remote-device-sidebar'
         );
         if (widget) {
-          app.shell.add(widget, 'left', { rank: 850 });
+          app.shell.move(widget, 'left');
         }
       });
       await page.request.delete(
