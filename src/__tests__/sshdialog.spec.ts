@@ -70,7 +70,7 @@ describe('AddDeviceTabs', () => {
   it('starts on Address and returns the address form value', () => {
     const { tabs, accept } = make();
     expect(tabs.mode).toBe('address');
-    expect((tabs.node.querySelector('.jp-RemoteDevice-sshForm') as HTMLElement).hidden).toBe(true);
+    expect((tabs.node.querySelector('.jp-RemoteDevice-sshForm') as HTMLElement).style.display).toBe('none');
     type(tabs, 'host', '10.0.0.7:18862');
     expect(accept.disabled).toBe(false);
     const v = tabs.getValue();

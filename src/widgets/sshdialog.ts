@@ -251,8 +251,9 @@ export class AddDeviceTabs extends Widget implements Dialog.IBodyWidget<IAddDevi
 
   private _applyMode(): void {
     const ssh = this._mode === 'ssh';
-    this._address.node.hidden = ssh;
-    this._ssh.node.hidden = !ssh;
+    // (style, not the hidden attribute: the forms' CSS sets display)
+    this._address.node.style.display = ssh ? 'none' : '';
+    this._ssh.node.style.display = ssh ? '' : 'none';
     this.node.dataset.mode = this._mode;
     for (const [mode, b] of Object.entries(this._tabs)) {
       const on = mode === this._mode;
