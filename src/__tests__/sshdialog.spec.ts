@@ -97,6 +97,8 @@ describe('AddDeviceTabs', () => {
     const v = tabs.getValue();
     expect(sshRequest(v)).toEqual({ ssh: 'pi@board.local:2222', key: '~/.ssh/id_ed25519', name: 'cam' });
     expect(v.connect).toBe(true);
+    (tabs.node.querySelector('input[name="ssh-connect"]') as HTMLInputElement).checked = false;
+    expect(tabs.getValue().connect).toBe(false);
     // Back to Address: the address value again.
     (tabs.node.querySelector('.jp-RemoteDevice-tab-address') as HTMLButtonElement).click();
     expect(tabs.getValue().ssh).toBeUndefined();

@@ -122,6 +122,14 @@ export class SshDeviceForm extends Widget {
       'A path on the Jupyter server. Empty: the server’s SSH agent and default keys.'
     );
     field('name', 'Name (optional)', initial.ssh !== undefined ? (initial.name ?? '') : '', 'my-camera-board');
+    const connectWrap = document.createElement('label');
+    connectWrap.className = 'jp-RemoteDevice-checkbox';
+    this._connect = document.createElement('input');
+    this._connect.type = 'checkbox';
+    this._connect.name = 'ssh-connect';
+    this._connect.checked = initial.connect ?? true;
+    connectWrap.append(this._connect, document.createTextNode(' Connect now (logs in, starts the agent)'));
+    this.node.appendChild(connectWrap);
     if (initial.ssh) {
       this._touched.add('ssh');
     }
@@ -146,8 +154,9 @@ export class SshDeviceForm extends Widget {
     return ok;
   }
 
-  value(): { ssh: string; key: string; name: string } {
+  value(): { ssh: string; key: string; name: string; connect: boolean } {
     return {
+      connect: this._connect.checked,
       ssh: this._inputs.ssh.value.trim(),
       key: this._inputs.key.value.trim(),
       name: this._inputs.name.value.trim()
@@ -158,6 +167,7 @@ export class SshDeviceForm extends Widget {
     this._inputs.ssh.focus();
   }
 
+  private _connect: HTMLInputElement;
   private _inputs: { [key: string]: HTMLInputElement } = {};
   private _errors: { [key: string]: HTMLElement } = {};
   private _touched = new Set<string>();
@@ -232,7 +242,7 @@ export class AddDeviceTabs extends Widget implements Dialog.IBodyWidget<IAddDevi
       return base;
     }
     const v = this._ssh.value();
-    return { ...base, ssh: v.ssh, key: v.key, name: v.name, token: '' };
+    return { ...base, ssh: v.ssh, key: v.key, name: v.name, token: '', connect: v.connect };
   }
 
   protected onAfterAttach(msg: Message): void {

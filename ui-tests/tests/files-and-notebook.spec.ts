@@ -265,7 +265,7 @@ test.describe('Add device over SSH', () => {
     const name = `ssh-ui-${Date.now()}`;
     await target.fill('pi@127.0.0.1:1');
     await dialog.locator('input[name="ssh-name"]').fill(name);
-    await dialog.locator('input[name="connect"]').uncheck();
+    await dialog.locator('input[name="ssh-connect"]').uncheck();
     await expect(dialog.locator('.jp-Dialog-button.jp-mod-accept')).toBeEnabled();
     await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
     await expect(page.locator(row(name))).toBeVisible();
