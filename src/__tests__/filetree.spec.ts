@@ -9,7 +9,14 @@ import { Widget } from '@lumino/widgets';
 import { IDevice, IJob } from '../api';
 import { bytesToBase64, IFileEntry, IFilesApi } from '../filesapi';
 import { DevicesModel } from '../model';
-import { checkName, CONTENTS_MIME, DeviceFilesPanel, formatMtime, joinDevicePath } from '../widgets/filetree';
+import {
+  checkName,
+  CONTENTS_MIME,
+  DeviceFilesPanel,
+  formatMtime,
+  joinDevicePath,
+  saveToWorkspace
+} from '../widgets/filetree';
 
 const device = (id: string, extra: Partial<IDevice> = {}): IDevice => ({
   id,
@@ -224,6 +231,21 @@ describe('helpers', () => {
   });
 });
 
+describe('saveToWorkspace', () => {
+  it('saves small files in one request and big ones in numbered chunks', async () => {
+    const calls: any[] = [];
+    const contents = { save: async (path: string, options: any) => void calls.push({ path, ...options }) } as any;
+    await saveToWorkspace(contents, 'a.bin', new Uint8Array([1, 2, 3]), 4);
+    expect(calls).toEqual([{ path: 'a.bin', type: 'file', format: 'base64', content: 'AQID' }]);
+    calls.length = 0;
+    const data = new Uint8Array(10).map((_, i) => i);
+    await saveToWorkspace(contents, 'b.bin', data, 4);
+    expect(calls.map(c => c.chunk)).toEqual([1, 2, -1]);
+    const joined = calls.map(c => atob(c.content)).join('');
+    expect(Array.from(joined, ch => ch.charCodeAt(0))).toEqual(Array.from(data));
+  });
+});
+
 describe('DeviceFilesPanel', () => {
   afterEach(() => {
     document.body.innerHTML = '';
@@ -416,6 +438,38 @@ describe('DeviceFilesPanel', () => {
     expect(
       (panel.node.querySelector('.jp-RemoteDevice-transfer[data-state="done"]') as HTMLElement).textContent
     ).toContain('a.txt → d/a.txt');
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('reloads when a push ends even if the job lost its device (ended before the POST reply)', async () => {
+    const fs = new FakeFs({});
+    const { model, panel } = setup(fs);
+    await model.refresh();
+    await flush();
+    const before = fs.calls.length;
+    fs.files.set('new.txt', new Uint8Array(4));
+    const job: IJob = {
+      id: 'other',
+      kind: 'push',
+      state: 'done',
+      bytes_done: 4,
+      bytes_total: 4,
+      files_done: 1,
+      files_total: 1,
+      rate: null,
+      error: null,
+      verified: true
+    };
+    model.handleJob(job);
+    model.handleJob(job);
+    await flush();
+    expect(fs.calls.length).toBe(before + 1);
+    expect(rows(panel)).toEqual(['new.txt']);
+    // A job of another board does not reload this one.
+    model.handleJob({ ...job, id: 'b-job', device: 'b' });
+    await flush();
+    expect(fs.calls.length).toBe(before + 1);
     model.dispose();
     panel.dispose();
   });

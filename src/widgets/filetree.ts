@@ -12,7 +12,7 @@ import {
 } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { Contents } from '@jupyterlab/services';
-import { fileIcon, folderIcon } from '@jupyterlab/ui-components';
+import { fileIcon, folderIcon, LabIcon, newFolderIcon, refreshIcon } from '@jupyterlab/ui-components';
 import type { Drag } from '@lumino/dragdrop';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
@@ -35,6 +35,36 @@ export interface ITransfer {
   total: number;
   state: 'running' | 'done' | 'failed' | 'cancelled';
   error?: string;
+  /** A pull whose bytes arrived and are being written into the workspace. */
+  saving?: boolean;
+}
+
+/** Chunk size of workspace saves (as the file browser's uploads). */
+export const SAVE_CHUNK = 1024 * 1024;
+
+/**
+ * Write bytes into the workspace through the contents API: in one request
+ * when small, else in chunks (`chunk` 1, 2, ..., -1 for the last one).
+ */
+export async function saveToWorkspace(
+  contents: Contents.IManager,
+  path: string,
+  data: Uint8Array,
+  chunkSize = SAVE_CHUNK
+): Promise<void> {
+  if (data.length <= chunkSize) {
+    await contents.save(path, { type: 'file', format: 'base64', content: bytesToBase64(data) });
+    return;
+  }
+  for (let start = 0, n = 1; start < data.length; start += chunkSize, n++) {
+    const last = start + chunkSize >= data.length;
+    await contents.save(path, {
+      type: 'file',
+      format: 'base64',
+      content: bytesToBase64(data.subarray(start, start + chunkSize)),
+      chunk: last ? -1 : n
+    });
+  }
 }
 
 export namespace DeviceFilesPanel {
@@ -339,11 +369,9 @@ export class DeviceFilesPanel extends Widget {
         transfer.total = total || transfer.total;
         this._renderTransfers();
       });
-      await this._contents.save(target, {
-        type: 'file',
-        format: 'base64',
-        content: bytesToBase64(data)
-      });
+      transfer.saving = true;
+      this._renderTransfers();
+      await saveToWorkspace(this._contents, target, data);
       transfer.state = 'done';
       transfer.done = data.length;
       transfer.total = data.length;
@@ -565,7 +593,7 @@ export class DeviceFilesPanel extends Widget {
     }
   }
 
-  private _button(label: string, cls: string, title: string, onClick: () => void): HTMLButtonElement {
+  private _button(label: string | LabIcon, cls: string, title: string, onClick: () => void): HTMLButtonElement {
     const btn = h(
       'button',
       {
@@ -574,7 +602,7 @@ export class DeviceFilesPanel extends Widget {
         title,
         'aria-label': title
       },
-      label
+      typeof label === 'string' ? label : label.element({ tag: 'span', className: 'jp-RemoteDevice-fileActionIcon' })
     ) as HTMLButtonElement;
     btn.addEventListener('click', event => {
       event.stopPropagation();
@@ -615,10 +643,10 @@ export class DeviceFilesPanel extends Widget {
     }
     const tools = h('span', { class: 'jp-RemoteDevice-filesTools' });
     tools.appendChild(
-      this._button('New folder', 'jp-RemoteDevice-files-mkdir', 'New folder in the board’s root', () => void this.newFolder(''))
+      this._button(newFolderIcon, 'jp-RemoteDevice-files-mkdir', 'New folder in the board’s root', () => void this.newFolder(''))
     );
     tools.appendChild(
-      this._button('Refresh', 'jp-RemoteDevice-files-refresh', 'Reload the board’s files', () => void this.refresh())
+      this._button(refreshIcon, 'jp-RemoteDevice-files-refresh', 'Reload the board’s files', () => void this.refresh())
     );
     header.appendChild(tools);
     node.appendChild(header);
@@ -752,7 +780,9 @@ export class DeviceFilesPanel extends Widget {
       const verb = t.kind === 'pull' ? 'Pull' : 'Push';
       const status =
         t.state === 'running'
-          ? t.total
+          ? t.saving
+            ? 'saving into the workspace…'
+            : t.total
             ? `${Format.bytes(t.done)} of ${Format.bytes(t.total)}`
             : 'starting…'
           : t.state === 'done'

@@ -4,7 +4,7 @@
  * and a notebook whose code runs on the demo board. Same servers and
  * projects as remote-device.spec.ts (root URL and base_url=/jrd/).
  */
-import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
+import { expect, galata, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
 import { APIRequestContext, Page } from '@playwright/test';
 import * as path from 'path';
 
@@ -241,6 +241,39 @@ test.describe('Device files', () => {
       await page.request.delete(
         `${baseURL}/jupyter-remote-device/devices/${device.id}/files?path=${encodeURIComponent(folder)}&recursive=true`
       );
+    }
+  });
+});
+
+test.describe('Device files (dark theme)', () => {
+  test.use({
+    mockSettings: {
+      ...galata.DEFAULT_SETTINGS,
+      '@jupyterlab/apputils-extension:themes': { theme: 'JupyterLab Dark' }
+    }
+  });
+
+  test('the Files section follows the dark theme', async ({ page, baseURL }, testInfo) => {
+    const device = await ensureConnected(page, baseURL!, 'demo-board');
+    const folder = `dark-${testInfo.project.name}-${Date.now()}`;
+    const api = `${baseURL}/jupyter-remote-device/devices/${device.id}/files`;
+    await page.request.post(api, { data: { path: folder, type: 'directory' } });
+    await page.request.put(`${api}/content?path=${encodeURIComponent(`${folder}/main.py`)}`, {
+      data: Buffer.from('print("hi")\n')
+    });
+    try {
+      await page.locator(`${FILES} .jp-RemoteDevice-files-refresh`).click();
+      await page.locator(`${fileRow(folder)} > .jp-RemoteDevice-fileItem`).click();
+      await expect(page.locator(fileRow(`${folder}/main.py`))).toBeVisible();
+      await page.locator(`${fileRow(`${folder}/main.py`)} > .jp-RemoteDevice-fileItem`).hover();
+      const luminance = await page.locator(FILES).evaluate(el => {
+        const m = getComputedStyle(el).backgroundColor.match(/\d+(\.\d+)?/g)!.map(Number);
+        return (0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]) / 255;
+      });
+      expect(luminance).toBeLessThan(0.3);
+      await screenshot(page, 'device-files-dark', testInfo.project.name, SIDEBAR);
+    } finally {
+      await page.request.delete(`${api}?path=${encodeURIComponent(folder)}&recursive=true`);
     }
   });
 });
