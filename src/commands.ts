@@ -287,7 +287,7 @@ export function addCommands(ctx: ICommandContext): void {
     caption: 'Forget a board added by hand',
     isEnabled: args => {
       const d = deviceArg(args);
-      return !d || d.source === 'manual';
+      return !d || d.source === 'manual' || d.source === 'ssh';
     },
     execute: async args => {
       let device = deviceArg(args);
@@ -295,7 +295,7 @@ export function addCommands(ctx: ICommandContext): void {
         device =
           (await pickDevice(
             'Remove device',
-            model.devices.filter(d => d.source === 'manual'),
+            model.devices.filter(d => d.source === 'manual' || d.source === 'ssh'),
             'Only boards added by hand can be removed; configured and discovered boards come back by themselves.'
           )) ?? undefined;
       }

@@ -336,7 +336,7 @@ export class DevicesList extends Widget {
         actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-action-disconnect'));
       }
     }
-    if (device.source === 'manual') {
+    if (device.source === 'manual' || device.source === 'ssh') {
       actions.appendChild(this._button('Remove', CommandIDs.removeDevice, args, 'jp-RemoteDevice-action-remove'));
     }
     row.appendChild(actions);
