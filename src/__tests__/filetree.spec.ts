@@ -286,8 +286,13 @@ describe('DeviceFilesPanel', () => {
     await flush();
     expect(rows(panel)).toEqual(['lib', 'lib/sub', 'lib/x.py']);
     expect(rowNode(panel, 'lib').getAttribute('aria-expanded')).toBe('true');
-    await panel.toggle('lib');
+    // Keyboard: Enter on the focused folder collapses it and keeps the focus.
+    const libItem = rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem') as HTMLElement;
+    libItem.focus();
+    libItem.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    await flush();
     expect(rows(panel)).toEqual(['lib']);
+    expect(document.activeElement).toBe(rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem'));
     await panel.toggle('lib');
     // Loaded once: expanding again does not list again.
     expect(fs.calls.filter(c => c === 'list a lib')).toHaveLength(1);

@@ -618,6 +618,12 @@ export class DeviceFilesPanel extends Widget {
     }
     const node = this.node;
     const scroll = node.scrollTop;
+    // Keep the keyboard focus on the same entry across renders.
+    const active = document.activeElement as HTMLElement | null;
+    const focusPath =
+      active && node.contains(active)
+        ? ((active.closest('.jp-RemoteDevice-fileRow') as HTMLElement | null)?.dataset.path ?? null)
+        : null;
     node.textContent = '';
     const connected = this._model.connectedDevices;
     node.dataset.deviceId = this._deviceId ?? '';
@@ -667,6 +673,12 @@ export class DeviceFilesPanel extends Widget {
     this._renderFolder(tree, '', 0);
     node.appendChild(tree);
     node.scrollTop = scroll;
+    if (focusPath !== null) {
+      const item = tree.querySelector(
+        `.jp-RemoteDevice-fileRow[data-path="${CSS.escape(focusPath)}"] > .jp-RemoteDevice-fileItem`
+      ) as HTMLElement | null;
+      item?.focus();
+    }
   }
 
   private _renderFolder(container: HTMLElement, path: string, depth: number): void {
@@ -746,15 +758,25 @@ export class DeviceFilesPanel extends Widget {
     item.appendChild(actions);
     if (isDir) {
       item.addEventListener('click', () => void this.toggle(path));
-      item.addEventListener('keydown', event => {
-        if (event.key === 'Enter' || event.key === ' ') {
-          event.preventDefault();
-          void this.toggle(path);
-        }
-      });
     } else {
       item.addEventListener('dblclick', () => void this.pull(path));
     }
+    // Keyboard: Enter/Space opens a folder or pulls a file, F2 renames, Delete deletes.
+    item.addEventListener('keydown', event => {
+      if (event.target !== item) {
+        return;
+      }
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        void (isDir ? this.toggle(path) : this.pull(path));
+      } else if (event.key === 'F2') {
+        event.preventDefault();
+        void this.rename(path);
+      } else if (event.key === 'Delete') {
+        event.preventDefault();
+        void this.remove(path, entry.type);
+      }
+    });
     li.appendChild(item);
     if (expanded) {
       const group = h('ul', { class: 'jp-RemoteDevice-fileGroup', role: 'group' });
