@@ -389,6 +389,29 @@ describe('DeviceFilesPanel', () => {
     panel.dispose();
   });
 
+  it('pulls a whole folder, sub-folders included', async () => {
+    const fs = new FakeFs({ 'd/a.txt': 'aaa', 'd/s/b.txt': 'bb' }, ['d', 'd/s', 'd/empty']);
+    const { model, panel, saved } = setup(fs);
+    await model.refresh();
+    await flush();
+    expect(rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileAction-pull')).not.toBeNull();
+    expect(await panel.pull('d', 'work/d2')).toBe('work/d2');
+    const byPath: { [path: string]: any } = {};
+    for (const x of saved) {
+      byPath[x.path] = x.options;
+    }
+    expect(Object.keys(byPath).sort()).toEqual(['work/d2', 'work/d2/a.txt', 'work/d2/empty', 'work/d2/s', 'work/d2/s/b.txt']);
+    expect(byPath['work/d2']).toEqual({ type: 'directory' });
+    expect(byPath['work/d2/s/b.txt']).toEqual({ type: 'file', format: 'base64', content: btoa('bb') });
+    // Folders are made before the files inside them.
+    expect(saved.findIndex(x => x.path === 'work/d2/s')).toBeLessThan(saved.findIndex(x => x.path === 'work/d2/s/b.txt'));
+    const row = panel.node.querySelector('.jp-RemoteDevice-transfer[data-kind="pull"]') as HTMLElement;
+    expect(row.dataset.state).toBe('done');
+    expect(row.textContent).toContain('d → work/d2');
+    model.dispose();
+    panel.dispose();
+  });
+
   it('pushes what is dropped from the file browser into the folder under the mouse', async () => {
     const fs = new FakeFs({ 'd/x': 'x' }, ['d']);
     const { model, panel, pushes } = setup(fs);

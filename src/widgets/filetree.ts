@@ -39,6 +39,9 @@ export interface ITransfer {
   saving?: boolean;
 }
 
+/** Most entries a folder pull walks. */
+export const MAX_PULL_ENTRIES = 2000;
+
 /** Chunk size of workspace saves (as the file browser's uploads). */
 export const SAVE_CHUNK = 1024 * 1024;
 
@@ -330,20 +333,22 @@ export class DeviceFilesPanel extends Widget {
   }
 
   /**
-   * Download a board file and save it into the workspace (the file browser's
-   * current folder), asking for the name.
+   * Download a board file (or a whole folder) and save it into the workspace
+   * (the file browser's current folder), asking for the name.
    */
   async pull(path: string, saveAs?: string): Promise<string | null> {
     const id = this._deviceId;
-    if (!id || !this._contents) {
+    const contents = this._contents;
+    if (!id || !contents) {
       return null;
     }
     const name = PathExt.basename(path);
+    const isDir = this._entry(path)?.type === 'directory';
     let target = saveAs;
     if (target === undefined) {
       const folder = this._currentFolder();
       const result = await InputDialog.getText({
-        title: `Pull ${name} to the workspace`,
+        title: `Pull ${name}${isDir ? ' (folder)' : ''} to the workspace`,
         label: 'Save as (workspace path)',
         text: folder ? PathExt.join(folder, name) : name
       });
@@ -358,24 +363,50 @@ export class DeviceFilesPanel extends Widget {
       kind: 'pull',
       label: `${name} → ${target}`,
       done: 0,
-      total: this._entry(path)?.size ?? 0,
+      total: isDir ? 0 : (this._entry(path)?.size ?? 0),
       state: 'running'
     };
     this._transfers.set(key, transfer);
     this._render();
-    try {
-      const data = await this._api.download(id, path, (done, total) => {
-        transfer.done = done;
-        transfer.total = total || transfer.total;
-        this._renderTransfers();
-      });
-      transfer.saving = true;
+    const progress = (base: number) => (done: number) => {
+      transfer.done = base + done;
       this._renderTransfers();
-      await saveToWorkspace(this._contents, target, data);
+    };
+    try {
+      let bytes = 0;
+      let count = 1;
+      if (isDir) {
+        const { dirs, files } = await this._walk(id, path);
+        transfer.total = files.reduce((n, f) => n + f.size, 0);
+        count = files.length;
+        for (const rel of ['', ...dirs]) {
+          await contents.save(rel ? PathExt.join(target, rel) : target, { type: 'directory' });
+        }
+        for (const f of files) {
+          transfer.saving = false;
+          const data = await this._api.download(id, joinDevicePath(path, f.rel), progress(bytes));
+          transfer.saving = true;
+          this._renderTransfers();
+          await saveToWorkspace(contents, PathExt.join(target, f.rel), data);
+          bytes += data.length;
+        }
+      } else {
+        const data = await this._api.download(id, path, (done, total) => {
+          transfer.total = total || transfer.total;
+          progress(0)(done);
+        });
+        transfer.saving = true;
+        this._renderTransfers();
+        await saveToWorkspace(contents, target, data);
+        bytes = data.length;
+      }
       transfer.state = 'done';
-      transfer.done = data.length;
-      transfer.total = data.length;
-      Notification.success(`Pulled ${name} to ${target} (${Format.bytes(data.length)}).`, { autoClose: 5000 });
+      transfer.done = bytes;
+      transfer.total = bytes;
+      Notification.success(
+        `Pulled ${name} to ${target} (${isDir ? `${count} file${count === 1 ? '' : 's'}, ` : ''}${Format.bytes(bytes)}).`,
+        { autoClose: 5000 }
+      );
       return target;
     } catch (error) {
       transfer.state = 'failed';
@@ -385,6 +416,33 @@ export class DeviceFilesPanel extends Widget {
     } finally {
       this._finishTransfer(key);
     }
+  }
+
+  /** Every folder and file under a board folder (paths relative to it). */
+  private async _walk(
+    id: string,
+    root: string
+  ): Promise<{ dirs: string[]; files: { rel: string; size: number }[] }> {
+    const dirs: string[] = [];
+    const files: { rel: string; size: number }[] = [];
+    const queue = [''];
+    while (queue.length) {
+      const rel = queue.shift()!;
+      const listing = await this._api.list(id, rel ? joinDevicePath(root, rel) : root);
+      for (const e of listing.entries ?? []) {
+        const child = rel ? `${rel}/${e.name}` : e.name;
+        if (e.type === 'directory') {
+          dirs.push(child);
+          queue.push(child);
+        } else {
+          files.push({ rel: child, size: e.size });
+        }
+        if (dirs.length + files.length > MAX_PULL_ENTRIES) {
+          throw new Error(`${root} holds more than ${MAX_PULL_ENTRIES} entries: pull its sub-folders one by one.`);
+        }
+      }
+    }
+    return { dirs, files };
   }
 
   /** Push workspace paths into a board folder (what a drop does). */
@@ -744,11 +802,10 @@ export class DeviceFilesPanel extends Widget {
       actions.appendChild(
         this._button('+', 'jp-RemoteDevice-fileAction-mkdir', `New folder in ${entry.name}`, () => void this.newFolder(path))
       );
-    } else {
-      actions.appendChild(
-        this._button('⤓', 'jp-RemoteDevice-fileAction-pull', `Pull ${entry.name} to the workspace`, () => void this.pull(path))
-      );
     }
+    actions.appendChild(
+      this._button('⤓', 'jp-RemoteDevice-fileAction-pull', `Pull ${entry.name} to the workspace`, () => void this.pull(path))
+    );
     actions.appendChild(
       this._button('✎', 'jp-RemoteDevice-fileAction-rename', `Rename ${entry.name}`, () => void this.rename(path))
     );

@@ -172,6 +172,15 @@ test.describe('Device files', () => {
     );
     await page.locator(`${FILES} .jp-RemoteDevice-files-refresh`).click();
     await expect(page.locator(fileRow(`${folder}/inner.txt`))).toBeVisible();
+    // Pull the whole folder into the workspace.
+    await fileAction(page, folder, 'pull');
+    await expect(page.locator('.jp-Dialog')).toContainText(`Pull ${folder} (folder) to the workspace`);
+    await page.locator('.jp-Dialog input').fill(`${tmpPath}/${folder}-copy`);
+    await page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator('.Toastify__toast', { hasText: `Pulled ${folder}` })).toBeVisible({ timeout: 30000 });
+    const inner = await page.request.get(`${baseURL}/api/contents/${tmpPath}/${folder}-copy/inner.txt?content=1&format=text&type=file`);
+    expect(inner.ok()).toBeTruthy();
+    expect((await inner.json()).content).toBe('x');
     await fileAction(page, folder, 'delete');
     await expect(page.locator('.jp-Dialog')).toContainText('and everything in it');
     await page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept').click();
