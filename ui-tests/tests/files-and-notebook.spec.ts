@@ -288,7 +288,7 @@ test.describe('Device files (dark theme)', () => {
 });
 
 test.describe('Add device over SSH', () => {
-  test('the SSH tab validates inline and adds an SSH board', async ({ page, baseURL }) => {
+  test('the SSH tab validates inline and adds an SSH board', async ({ page, baseURL }, testInfo) => {
     await openSidebar(page);
     await page.locator(`${SIDEBAR} .jp-Toolbar-item`, { hasText: 'Add device' }).click();
     const dialog = page.locator('.jp-Dialog');
@@ -309,6 +309,7 @@ test.describe('Add device over SSH', () => {
     await dialog.locator('input[name="ssh-name"]').fill(name);
     await dialog.locator('input[name="ssh-connect"]').uncheck();
     await expect(dialog.locator('.jp-Dialog-button.jp-mod-accept')).toBeEnabled();
+    await screenshot(page, 'add-device-ssh', testInfo.project.name, '.jp-Dialog-content');
     await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
     await expect(page.locator(row(name))).toBeVisible();
     await expect(page.locator(`${row(name)} .jp-RemoteDevice-source`)).toContainText('SSH');
