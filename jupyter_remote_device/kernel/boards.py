@@ -170,7 +170,26 @@ def _is_connection_error(e):
         type(e).__name__ in ("AsyncResultTimeout",)
 
 
-class AgentBackend(object):
+class _Backend(object):
+    """What both backends share: the exec connection ``conn`` and the interrupt connection ``_ctl``."""
+
+    conn = None
+    _ctl = None
+
+    @property
+    def closed(self):
+        return self.conn.closed
+
+    def close(self):
+        for c in (self.conn, self._ctl):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+
+
+class AgentBackend(_Backend):
     kind = "agent"
 
     def __init__(self, target, timeout=5.0):
@@ -242,17 +261,6 @@ class AgentBackend(object):
         except Exception:
             pass
 
-    @property
-    def closed(self):
-        return self.conn.closed
-
-    def close(self):
-        for c in (self.conn, self._ctl):
-            if c is not None:
-                try:
-                    c.close()
-                except Exception:
-                    pass
 
 
 def _executor_source():
@@ -281,7 +289,7 @@ _s.modules[%(shared)r].ensure_background()
 '''
 
 
-class ClassicBackend(object):
+class ClassicBackend(_Backend):
     """A stock rpyc classic server driven through the teleported executor."""
 
     kind = "classic"
@@ -367,17 +375,6 @@ class ClassicBackend(object):
         except Exception:
             pass
 
-    @property
-    def closed(self):
-        return self.conn.closed
-
-    def close(self):
-        for c in (self.conn, self._ctl):
-            if c is not None:
-                try:
-                    c.close()
-                except Exception:
-                    pass
 
 
 def sniff(target, timeout=5.0, greeting_wait=2.0):
