@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.request
 
-from jupyter_remote_device.app import spawn_agent
+from jupyter_remote_device.app import spawn_agent, stop_process
 
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -203,13 +203,7 @@ class Server(object):
             did, width, height, quality, fps)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 READY_PREFIX = "JRD-AGENT LISTENING "
 
@@ -51,6 +50,17 @@ def spawn_agent(host="127.0.0.1", port=0, token=None, root=None, camera="synthet
     return proc, found["port"], token
 
 
+def stop_process(proc, timeout=10):
+    """Terminate a child process, kill it if it has not exited within ``timeout`` seconds, reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def demo(argv):
     p = argparse.ArgumentParser(prog="jupyter remote-device demo",
                                 description="JupyterLab plus a simulated board (synthetic camera) on loopback.")
@@ -85,11 +95,7 @@ def demo(argv):
     except KeyboardInterrupt:
         return 0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 5)
         shutil.rmtree(cfg_dir, ignore_errors=True)
 
 

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from jupyter_remote_device.app import spawn_agent
+from jupyter_remote_device.app import spawn_agent, stop_process
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -40,13 +40,7 @@ class Agent:
             self.proc.wait(10)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
     def close(self):
         self.stop()

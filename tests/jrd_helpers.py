@@ -9,6 +9,8 @@ import tempfile
 import threading
 import time
 
+from jupyter_remote_device.app import stop_process
+
 
 def free_port():
     s = socket.socket()
@@ -48,13 +50,7 @@ class ClassicServer:
         self.port = found["port"]
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -324,13 +320,7 @@ class JupyterServerProc:
             return code, text
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 20)
         self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from jupyter_remote_device.app import stop_process
 from jupyter_remote_device.server.discovery import expand_hosts
 
 from jrd_helpers import ClassicServer, PlainServer, free_port, wait_for
@@ -296,13 +297,7 @@ def _spawn_agent_in(ns, host, token, extra=()):
 
 
 def _stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_process(proc, 15)
 
 
 def test_mdns_inside_network_namespaces(netns_pair):

@@ -22,7 +22,7 @@ from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 from jupyter_remote_device.agent.executor import CAMERA_MIME  # noqa: E402
-from jupyter_remote_device.app import spawn_agent  # noqa: E402
+from jupyter_remote_device.app import spawn_agent, stop_process  # noqa: E402
 from jrd_helpers import free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,13 +47,7 @@ MAIX_CAMERA = textwrap.dedent("""
 
 
 def stop_proc(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_process(proc, 5)
 
 
 @pytest.fixture(scope="module")
