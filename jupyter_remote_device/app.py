@@ -3,6 +3,7 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,7 @@ READY_PREFIX = "JRD-AGENT LISTENING "
 
 
 def spawn_agent(host="127.0.0.1", port=0, token=None, root=None, camera="synthetic", extra_args=(),
-                env=None, timeout=30.0, python=None):
+                env=None, timeout=30.0, python=None, start_new_session=False):
     """Start ``python -m jupyter_remote_device.agent`` and wait until it listens.
 
     Returns ``(popen, port, token)``. The caller terminates the process. A fresh
@@ -29,7 +30,8 @@ def spawn_agent(host="127.0.0.1", port=0, token=None, root=None, camera="synthet
     full_env["PYTHONPATH"] = here + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
     if env:
         full_env.update(env)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, env=full_env, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None, env=full_env,
+                            text=True, bufsize=1, start_new_session=start_new_session)
     found = {}
 
     def reader():
@@ -61,42 +63,120 @@ def stop_process(proc, timeout=10):
             proc.wait(10)
 
 
-def demo(argv):
-    p = argparse.ArgumentParser(prog="jupyter remote-device demo",
-                                description="JupyterLab plus a simulated board (synthetic camera) on loopback.")
-    p.add_argument("--port", type=int, default=0, help="agent port (default: a free one)")
-    p.add_argument("--lab-port", type=int, default=8888)
-    p.add_argument("--root", default=None, help="the simulated board's file root (default: a temp folder)")
-    p.add_argument("--no-browser", action="store_true")
-    p.add_argument("lab_args", nargs=argparse.REMAINDER, help="more arguments for jupyter lab")
-    args = p.parse_args(argv)
-    root = args.root or tempfile.mkdtemp(prefix="jrd-demo-board-")
-    proc, port, token = spawn_agent(port=args.port, root=root, camera="synthetic")
-    cfg_dir = tempfile.mkdtemp(prefix="jrd-demo-config-")
-    cfg = os.path.join(cfg_dir, "jupyter_server_config.py")
-    with open(cfg, "w") as f:
-        f.write("c.DeviceManager.configured_devices = [%r]\n"
-                % {"host": "127.0.0.1", "port": port, "name": "demo-board", "token": token})
-        f.write("c.DeviceManager.mdns = False\n")
-        f.write("c.DeviceManager.allowed_networks = ['127.0.0.0/8', '::1/128']\n")
-    print("\n  Simulated board: 127.0.0.1:%d (synthetic camera), files in %s" % (port, root))
-    print("  In JupyterLab: open the Devices sidebar (left), or run the palette command "
-          "'Connect device' and pick demo-board.\n")
-    sys.stdout.flush()
-    cmd = [sys.executable, "-m", "jupyterlab", "--config", cfg, "--ServerApp.port=%d" % args.lab_port,
-           "--ServerApp.ip=127.0.0.1"]
-    if args.no_browser:
-        cmd.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # containers and fresh VMs run as root
-    cmd += [a for a in args.lab_args if a != "--"]
+class _Stop(Exception):
+    """A stop signal (SIGTERM, SIGHUP, SIGINT) reached the demo."""
+
+
+def _say(text):
+    """Print for a person, never failing (nohup, a closed or broken stdout)."""
     try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def parse_demo_args(argv):
+    """The demo's own options; everything else is JupyterLab's, passed on as it is."""
+    p = argparse.ArgumentParser(
+        prog="jupyter remote-device demo", allow_abbrev=False,
+        description="JupyterLab plus a simulated board (synthetic camera) on loopback. Any other "
+                    "option is JupyterLab's, passed on unchanged (e.g. --port 8899, "
+                    "--ServerApp.certfile=cert.pem, --no-browser).")
+    p.add_argument("--agent-port", "--board-port", dest="agent_port", type=int, default=0,
+                   help="the simulated board's port (default: a free one)")
+    p.add_argument("--lab-port", type=int, default=None, help="same as JupyterLab's --port")
+    p.add_argument("--root", default=None, help="the simulated board's file root (default: a temp folder)")
+    args, lab_args = p.parse_known_args(argv)
+    lab_args = [a for a in lab_args if a != "--"]
+    if args.lab_port is not None:
+        lab_args.insert(0, "--ServerApp.port=%d" % args.lab_port)
+    return args, lab_args
+
+
+def _gives(lab_args, *names):
+    """True when the JupyterLab options set one of these (as ``--name`` or ``--name=value``)."""
+    for a in lab_args:
+        if a.split("=", 1)[0] in names:
+            return True
+    return False
+
+
+def demo_lab_command(cfg, lab_args):
+    cmd = [sys.executable, "-m", "jupyterlab", "--config", cfg]
+    if not _gives(lab_args, "--port", "--ServerApp.port"):
+        cmd.append("--ServerApp.port=8888")
+    if not _gives(lab_args, "--ip", "--ServerApp.ip"):
+        cmd.append("--ServerApp.ip=127.0.0.1")
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not _gives(lab_args, "--allow-root"):
+        cmd.append("--allow-root")  # containers and fresh VMs run as root
+    return cmd + lab_args
+
+
+def demo(argv):
+    """Run the simulated board and JupyterLab as one process tree.
+
+    SIGTERM, SIGHUP (unless ignored, as under nohup) and SIGINT stop both and whatever they
+    started (kernels, agents), then the demo exits: no orphan keeps a port. The children get
+    no terminal (stdin is /dev/null, their own session): a Ctrl-C reaches only the demo, which
+    stops them in order.
+    """
+    from . import proctree
+
+    args, lab_args = parse_demo_args(argv)
+    proctree.become_subreaper()
+    stopping = {}
+
+    def on_signal(signum, frame):
+        if not stopping:
+            stopping["signal"] = signum
+            raise _Stop()
+
+    handled = [signal.SIGTERM, signal.SIGINT]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        handled.append(signal.SIGHUP)  # under nohup SIGHUP stays ignored, as nohup asked
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    agent = lab = None
+    cfg_dir = tempfile.mkdtemp(prefix="jrd-demo-config-")
+    try:
+        root = args.root or tempfile.mkdtemp(prefix="jrd-demo-board-")
+        agent, port, token = spawn_agent(port=args.agent_port, root=root, camera="synthetic",
+                                         start_new_session=True)
+        cfg = os.path.join(cfg_dir, "jupyter_server_config.py")
+        with open(cfg, "w") as f:
+            f.write("c.DeviceManager.configured_devices = [%r]\n"
+                    % {"host": "127.0.0.1", "port": port, "name": "demo-board", "token": token})
+            f.write("c.DeviceManager.mdns = False\n")
+            f.write("c.DeviceManager.allowed_networks = ['127.0.0.0/8', '::1/128']\n")
+        _say("\n  Simulated board: 127.0.0.1:%d (synthetic camera), files in %s" % (port, root))
+        _say("  In JupyterLab: open the Devices sidebar (left), or run the palette command "
+             "'Connect device' and pick demo-board.")
+        _say("  Stop with Ctrl-C or kill %d: the board and JupyterLab stop with it.\n" % os.getpid())
+        lab = subprocess.Popen(demo_lab_command(cfg, lab_args), stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+        while True:
+            try:
+                rc = lab.wait(0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if agent.poll() is not None:
+                    _say("The simulated board stopped (exit code %s); stopping JupyterLab." % agent.returncode)
+                    rc = 1
+                    break
+        return rc
+    except _Stop:
         return 0
     finally:
-        stop_process(proc, 5)
+        # from here on a second signal must not cut the clean-up short
+        for s in handled:
+            signal.signal(s, signal.SIG_IGN)
+        proctree.stop_tree([lab, agent], grace=4.0)
         shutil.rmtree(cfg_dir, ignore_errors=True)
+        for s, h in previous.items():
+            try:
+                signal.signal(s, h)
+            except (TypeError, ValueError):
+                pass
 
 
 def main(argv=None):
