@@ -29,6 +29,15 @@ python3 -m pip install -q ".[test]"
 # Run every suite even when one fails; the exit code says whether all passed.
 failed=()
 
+echo "== configurable-http-proxy (npm; JupyterHub's proxy for tests/test_hub*.py and the hub Galata run) =="
+# configurable-http-proxy 5 needs node >= 20; older nodes get the 4.x line.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -ge 20 ]; then chp_version=5; else chp_version=4; fi
+[ -x .hub-proxy/node_modules/.bin/configurable-http-proxy ] ||
+  npm install --no-audit --no-fund --no-save --prefix .hub-proxy "configurable-http-proxy@$chp_version"
+export PATH="$PWD/.hub-proxy/node_modules/.bin:$PATH"
+configurable-http-proxy --version
+
 echo "== jest =="
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm test -- --ci || failed+=(jest)
