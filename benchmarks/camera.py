@@ -378,7 +378,9 @@ def status_idle(server, seconds):
 def agent_direct(port, token, width, height, seconds):
     """The same unthrottled stream read straight from the agent (pipelined camera_next)."""
     import collections
+
     import rpyc
+
     from jupyter_remote_device.agent.client import connect
     c = connect(HOST, port, token)
     try:

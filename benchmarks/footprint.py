@@ -7,7 +7,6 @@ connection and a trivial call, then their RSS (VmRSS) is read from /proc.
 Prints one JSON object. Bounded: a few seconds.
 """
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -29,8 +29,8 @@ import tornado.websocket
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
-from jupyter_remote_device.app import spawn_agent  # noqa: E402
 from jrd_procs import JupyterProc  # noqa: E402
+from jupyter_remote_device.app import spawn_agent  # noqa: E402
 
 
 def proc_stats(pid):

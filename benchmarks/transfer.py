@@ -253,7 +253,7 @@ def main(argv=None):
         times = []
         ftimes = []
         peaks = []
-        for i in range(reps):
+        for _ in range(reps):
             with RssSampler(agent.pid) as s:
                 job, dt = run_job(tm, session, "big.bin", "bench/big.bin")
             peaks.append(s.peak)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run every test: pytest, jest and Galata (Chromium).
+# Install what the tests need, then run the lints (ruff, eslint, prettier --check) and every
+# test: pytest, jest and Galata (Chromium).
 # Usage: bash scripts/test.sh            (from anywhere; needs Python 3.9+, node 18+, npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,15 @@ if [ "$node_major" -ge 20 ]; then chp_version=5; else chp_version=4; fi
   npm install --no-audit --no-fund --no-save --prefix .hub-proxy "configurable-http-proxy@$chp_version"
 export PATH="$PWD/.hub-proxy/node_modules/.bin:$PATH"
 configurable-http-proxy --version
+
+echo "== lint (ruff, eslint, prettier --check) =="
+# (re)install the npm packages when the lint tools are missing (an older node_modules)
+[ -x node_modules/.bin/eslint ] && [ -x node_modules/.bin/prettier ] || npm ci --no-audit --no-fund
+lint_failed=0
+python3 -m ruff check . || lint_failed=1
+npm run -s eslint:check || lint_failed=1    # eslint src (package.json eslintConfig), no warnings allowed
+npm run -s prettier:check || lint_failed=1  # prettier --check src (.prettierrc)
+[ "$lint_failed" = 0 ] || failed+=(lint)
 
 echo "== jest =="
 [ -d node_modules ] || npm ci --no-audit --no-fund

@@ -11,11 +11,7 @@ import { ServerConnection } from '@jupyterlab/services';
 export const NAMESPACE = 'jupyter-remote-device';
 
 export type DeviceStatus =
-  | 'offline'
-  | 'online'
-  | 'connecting'
-  | 'connected'
-  | 'error';
+  'offline' | 'online' | 'connecting' | 'connected' | 'error';
 
 export type DeviceSource = 'config' | 'manual' | 'probe' | 'mdns' | 'ssh';
 
@@ -203,12 +199,7 @@ export interface IDevicesApi {
   removeDevice(id: string): Promise<void>;
   connect(id: string, token?: string): Promise<IDevice>;
   disconnect(id: string): Promise<void>;
-  push(
-    id: string,
-    source: string,
-    dest: string,
-    sync?: boolean
-  ): Promise<IJob>;
+  push(id: string, source: string, dest: string, sync?: boolean): Promise<IJob>;
   getJob(id: string): Promise<IJob>;
   cancelJob(id: string): Promise<void>;
 }
@@ -237,7 +228,10 @@ export const restApi: IDevicesApi = {
   push: (id, source, dest, sync) =>
     requestAPI<IJob>(
       `devices/${enc(id)}/push`,
-      jsonBody('POST', sync === undefined ? { source, dest } : { source, dest, sync })
+      jsonBody(
+        'POST',
+        sync === undefined ? { source, dest } : { source, dest, sync }
+      )
     ),
   getJob: id => requestAPI<IJob>(`jobs/${enc(id)}`),
   cancelJob: async id => {

@@ -125,10 +125,15 @@ export function addCommands(ctx: ICommandContext): void {
           device.id,
           typeof args?.token === 'string' ? args.token : undefined
         );
-        Notification.success(`Connected to ${connected.name}.`, { autoClose: 3000 });
+        Notification.success(`Connected to ${connected.name}.`, {
+          autoClose: 3000
+        });
         return connected;
       } catch (error) {
-        await showErrorMessage(`Could not connect to ${device.name}`, errorMessage(error));
+        await showErrorMessage(
+          `Could not connect to ${device.name}`,
+          errorMessage(error)
+        );
         return null;
       }
     }
@@ -143,7 +148,9 @@ export function addCommands(ctx: ICommandContext): void {
         device =
           (await pickDevice(
             'Disconnect device',
-            model.devices.filter(d => d.status === 'connected' || d.status === 'connecting'),
+            model.devices.filter(
+              d => d.status === 'connected' || d.status === 'connecting'
+            ),
             'No board is connected.'
           )) ?? undefined;
       }
@@ -153,12 +160,18 @@ export function addCommands(ctx: ICommandContext): void {
       try {
         await model.disconnect(device.id);
       } catch (error) {
-        await showErrorMessage(`Could not disconnect ${device.name}`, errorMessage(error));
+        await showErrorMessage(
+          `Could not disconnect ${device.name}`,
+          errorMessage(error)
+        );
       }
     }
   });
 
-  const saveSnapshot = async (jpeg: Uint8Array, viewer: CameraViewer): Promise<string> => {
+  const saveSnapshot = async (
+    jpeg: Uint8Array,
+    viewer: CameraViewer
+  ): Promise<string> => {
     const folder = currentFolder(ctx);
     const name = snapshotName(viewer.deviceName);
     const path = folder ? PathExt.join(folder, name) : name;
@@ -200,7 +213,10 @@ export function addCommands(ctx: ICommandContext): void {
         }
       }
       const defaults = ctx.cameraDefaults();
-      const key = typeof args?.key === 'string' ? args.key : `${id}-${UUID.uuid4().slice(0, 8)}`;
+      const key =
+        typeof args?.key === 'string'
+          ? args.key
+          : `${id}-${UUID.uuid4().slice(0, 8)}`;
       const viewer = new CameraViewer({
         deviceId: id,
         deviceName: name,
@@ -227,12 +243,20 @@ export function addCommands(ctx: ICommandContext): void {
         }
       };
       panel.newViewRequested = () => {
-        void commands.execute(CommandIDs.openCamera, { id, newTab: true, ref: panel.id });
+        void commands.execute(CommandIDs.openCamera, {
+          id,
+          newTab: true,
+          ref: panel.id
+        });
       };
       await tracker.add(panel);
       if (!panel.isAttached) {
         const ref = typeof args?.ref === 'string' ? args.ref : undefined;
-        app.shell.add(panel, 'main', ref ? { mode: 'split-right', ref } : undefined);
+        app.shell.add(
+          panel,
+          'main',
+          ref ? { mode: 'split-right', ref } : undefined
+        );
       }
       if (args?.activate !== false) {
         app.shell.activateById(panel.id);
@@ -295,7 +319,9 @@ export function addCommands(ctx: ICommandContext): void {
         device =
           (await pickDevice(
             'Remove device',
-            model.devices.filter(d => d.source === 'manual' || d.source === 'ssh'),
+            model.devices.filter(
+              d => d.source === 'manual' || d.source === 'ssh'
+            ),
             'Only boards added by hand can be removed; configured and discovered boards come back by themselves.'
           )) ?? undefined;
       }
@@ -313,7 +339,10 @@ export function addCommands(ctx: ICommandContext): void {
       try {
         await model.removeDevice(device.id);
       } catch (error) {
-        await showErrorMessage(`Could not remove ${device.name}`, errorMessage(error));
+        await showErrorMessage(
+          `Could not remove ${device.name}`,
+          errorMessage(error)
+        );
       }
     }
   });
@@ -330,14 +359,18 @@ export function addCommands(ctx: ICommandContext): void {
       try {
         await model.refresh();
       } catch (error) {
-        Notification.error(`Could not list devices: ${errorMessage(error)}`, { autoClose: 5000 });
+        Notification.error(`Could not list devices: ${errorMessage(error)}`, {
+          autoClose: 5000
+        });
       }
     }
   });
 
   const pushFile = async (args: any, fromBrowser: boolean) => {
     let sources: string[] = [];
-    const selected = ctx.fileBrowser ? Array.from(ctx.fileBrowser.selectedItems()).map(item => item.path) : [];
+    const selected = ctx.fileBrowser
+      ? Array.from(ctx.fileBrowser.selectedItems()).map(item => item.path)
+      : [];
     if (typeof args?.path === 'string' && args.path) {
       sources = [args.path];
     } else if (fromBrowser) {
@@ -357,7 +390,10 @@ export function addCommands(ctx: ICommandContext): void {
       sources = [result.value.replace(/^\/+/, '')];
     }
     if (sources.length === 0) {
-      await showErrorMessage('Push to device', 'Select a file or folder in the file browser first.');
+      await showErrorMessage(
+        'Push to device',
+        'Select a file or folder in the file browser first.'
+      );
       return;
     }
     let device = deviceArg(args);
@@ -377,7 +413,11 @@ export function addCommands(ctx: ICommandContext): void {
     }
     let dests: string[];
     if (typeof args?.dest === 'string') {
-      dests = sources.map(s => (sources.length === 1 ? args.dest : PathExt.join(args.dest, PathExt.basename(s))));
+      dests = sources.map(s =>
+        sources.length === 1
+          ? args.dest
+          : PathExt.join(args.dest, PathExt.basename(s))
+      );
     } else if (sources.length === 1) {
       const result = await InputDialog.getText({
         title: `Push to ${device.name}`,
@@ -391,14 +431,17 @@ export function addCommands(ctx: ICommandContext): void {
     } else {
       const result = await InputDialog.getText({
         title: `Push ${sources.length} items to ${device.name}`,
-        label: 'Folder on the board (relative to the agent’s root; empty = root)',
+        label:
+          'Folder on the board (relative to the agent’s root; empty = root)',
         text: ''
       });
       if (!result.button.accept) {
         return;
       }
       const folder = (result.value ?? '').trim();
-      dests = sources.map(s => (folder ? PathExt.join(folder, PathExt.basename(s)) : PathExt.basename(s)));
+      dests = sources.map(s =>
+        folder ? PathExt.join(folder, PathExt.basename(s)) : PathExt.basename(s)
+      );
     }
     const jobs = [];
     for (let i = 0; i < sources.length; i++) {
@@ -407,7 +450,10 @@ export function addCommands(ctx: ICommandContext): void {
         const job = await model.push(device.id, sources[i], dests[i]);
         jobs.push(followJob(model, job, what));
       } catch (error) {
-        await showErrorMessage(`Could not push ${PathExt.basename(sources[i])}`, errorMessage(error));
+        await showErrorMessage(
+          `Could not push ${PathExt.basename(sources[i])}`,
+          errorMessage(error)
+        );
       }
     }
     return Promise.all(jobs);
@@ -428,7 +474,8 @@ export function addCommands(ctx: ICommandContext): void {
 
   commands.addCommand(CommandIDs.openNotebook, {
     label: args => (args?.id ? 'Open Notebook' : 'Open Notebook on Device'),
-    caption: 'Create a notebook whose code runs on the board (kernel "remote-device")',
+    caption:
+      'Create a notebook whose code runs on the board (kernel "remote-device")',
     execute: async args => {
       let device = deviceArg(args);
       if (!device) {
@@ -464,7 +511,10 @@ export function addCommands(ctx: ICommandContext): void {
       const spec = kernelspecs.specs.kernelspecs[KERNEL_NAME]!;
       const contents = app.serviceManager.contents;
       try {
-        const untitled = await contents.newUntitled({ path: currentFolder(ctx), type: 'notebook' });
+        const untitled = await contents.newUntitled({
+          path: currentFolder(ctx),
+          type: 'notebook'
+        });
         const nb = {
           cells: [
             {
@@ -483,19 +533,30 @@ export function addCommands(ctx: ICommandContext): void {
               language: spec.language || 'python'
             },
             language_info: { name: 'python' },
-            remote_device: { name: device.name, host: device.host, port: device.port }
+            remote_device: {
+              name: device.name,
+              host: device.host,
+              port: device.port
+            }
           },
           nbformat: 4,
           nbformat_minor: 5
         };
-        await contents.save(untitled.path, { type: 'notebook', format: 'json', content: nb });
+        await contents.save(untitled.path, {
+          type: 'notebook',
+          format: 'json',
+          content: nb
+        });
         return await commands.execute('docmanager:open', {
           path: untitled.path,
           factory: 'Notebook',
           kernel: { name: KERNEL_NAME }
         });
       } catch (error) {
-        await showErrorMessage('Could not create the notebook', errorMessage(error));
+        await showErrorMessage(
+          'Could not create the notebook',
+          errorMessage(error)
+        );
         return null;
       }
     }

@@ -44,7 +44,8 @@ export async function readWithProgress(
   response: Response,
   onProgress?: (done: number, total: number) => void
 ): Promise<Uint8Array> {
-  const total = parseInt(response.headers.get('Content-Length') ?? '0', 10) || 0;
+  const total =
+    parseInt(response.headers.get('Content-Length') ?? '0', 10) || 0;
   const body = response.body as ReadableStream<Uint8Array> | null;
   if (!body || typeof body.getReader !== 'function') {
     const buf = new Uint8Array(await response.arrayBuffer());
@@ -79,7 +80,10 @@ export function bytesToBase64(data: Uint8Array): string {
   let binary = '';
   const STEP = 0x8000;
   for (let i = 0; i < data.length; i += STEP) {
-    binary += String.fromCharCode.apply(null, Array.from(data.subarray(i, i + STEP)));
+    binary += String.fromCharCode.apply(
+      null,
+      Array.from(data.subarray(i, i + STEP))
+    );
   }
   return btoa(binary);
 }
@@ -87,21 +91,35 @@ export function bytesToBase64(data: Uint8Array): string {
 export const restFilesApi: IFilesApi = {
   list: (id, path) => requestAPI<IFileListing>(filesUrl(id, path)),
   mkdir: async (id, path) => {
-    await requestAPI(`devices/${enc(id)}/files`, jsonBody('POST', { path, type: 'directory' }));
+    await requestAPI(
+      `devices/${enc(id)}/files`,
+      jsonBody('POST', { path, type: 'directory' })
+    );
   },
   rename: async (id, path, newPath) => {
     await requestAPI(filesUrl(id, path), jsonBody('PATCH', { path: newPath }));
   },
   remove: async (id, path, recursive = false) => {
-    await requestAPI(filesUrl(id, path) + (recursive ? '&recursive=true' : ''), { method: 'DELETE' });
+    await requestAPI(
+      filesUrl(id, path) + (recursive ? '&recursive=true' : ''),
+      { method: 'DELETE' }
+    );
   },
   download: async (id, path, onProgress, signal) => {
     const url = apiUrl(filesUrl(id, path, '/content'));
     let response: Response;
     try {
-      response = await ServerConnection.makeRequest(url, { method: 'GET', signal }, serverSettings());
+      response = await ServerConnection.makeRequest(
+        url,
+        { method: 'GET', signal },
+        serverSettings()
+      );
     } catch (error) {
-      throw new ApiError(`Cannot reach the Jupyter server: ${(error as Error).message ?? error}`, 0, 'network');
+      throw new ApiError(
+        `Cannot reach the Jupyter server: ${(error as Error).message ?? error}`,
+        0,
+        'network'
+      );
     }
     if (!response.ok) {
       let message = `${response.status} ${response.statusText || 'error'}`;

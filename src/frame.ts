@@ -42,9 +42,7 @@ export function parseFrame(buffer: ArrayBuffer): IFrame {
   if (4 + h > buffer.byteLength) {
     throw new Error(`frame header length ${h} exceeds message`);
   }
-  const header = JSON.parse(
-    utf8(new Uint8Array(buffer, 4, h))
-  ) as IFrameHeader;
+  const header = JSON.parse(utf8(new Uint8Array(buffer, 4, h))) as IFrameHeader;
   const image = new Uint8Array(buffer, 4 + h);
   return { header, image };
 }

@@ -81,7 +81,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const sidebar = new DevicesSidebar({ model, commands: app.commands });
     // The connected board's files below the list (widgets/filetree.ts).
     sidebar.addWidget(
-      new DeviceFilesPanel({ model, contents: app.serviceManager.contents, currentFolder: () => fileBrowser?.model.path ?? '' })
+      new DeviceFilesPanel({
+        model,
+        contents: app.serviceManager.contents,
+        currentFolder: () => fileBrowser?.model.path ?? ''
+      })
     );
     app.shell.add(sidebar, 'left', { rank: 850 });
     restorer?.add(sidebar, sidebar.id);
@@ -213,7 +217,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
  */
 const notebookPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-remote-device:notebook-connect',
-  description: 'Reconnects remote-device notebooks to their board on kernel start.',
+  description:
+    'Reconnects remote-device notebooks to their board on kernel start.',
   autoStart: true,
   requires: [INotebookTracker],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {

@@ -422,7 +422,7 @@ export class DevicesModel implements IDisposable {
     let socket: ISocketLike;
     try {
       socket = this._socketFactory(this._eventsUrl());
-    } catch (error) {
+    } catch {
       this._onEventsClosed();
       return;
     }

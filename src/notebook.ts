@@ -26,7 +26,8 @@ export function connectLine(md: unknown): string | null {
     return null;
   }
   const p = Number(port);
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const hostPart =
+    host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return Number.isInteger(p) && p > 0 && p < 65536
     ? `%connect ${hostPart}:${p}`
     : `%connect ${hostPart}`;
@@ -54,7 +55,11 @@ function watch(panel: NotebookPanel): void {
     });
   };
   const onStatus = (_: unknown, status: Kernel.Status) => {
-    if (status === 'starting' || status === 'restarting' || status === 'autorestarting') {
+    if (
+      status === 'starting' ||
+      status === 'restarting' ||
+      status === 'autorestarting'
+    ) {
       pending = true;
     } else if (status === 'idle' && pending) {
       send();

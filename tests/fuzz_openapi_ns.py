@@ -47,9 +47,9 @@ def main():
         print("refusing to fuzz outside a private network namespace: links %s" % links)
         return 2
 
-    from hypothesis import HealthCheck, Phase, given, settings, strategies as st
     import requests
     import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings, strategies as st
     from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
     from conftest import Agent
@@ -70,7 +70,7 @@ def main():
             jp.request("POST", "devices/%s/session" % did)
             return did
 
-        real_id = ensure_device()
+        ensure_device()
         schema = schemathesis.openapi.from_path(args.spec)
         checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
         session = requests.Session()

@@ -2,14 +2,11 @@
 import asyncio
 import json
 import socket
-import threading
 import time
 
 import pytest
 
 from jupyter_remote_device import __version__
-
-
 
 
 async def test_version(api):

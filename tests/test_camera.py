@@ -9,7 +9,6 @@ import io
 import json
 import os
 import socket
-import struct
 import time
 
 import pytest

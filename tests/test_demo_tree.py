@@ -14,7 +14,7 @@ import pytest
 
 from jrd_helpers import free_port
 from jupyter_remote_device import proctree
-from jupyter_remote_device.app import parse_demo_args, demo_lab_command
+from jupyter_remote_device.app import demo_lab_command, parse_demo_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

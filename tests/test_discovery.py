@@ -17,10 +17,9 @@ import uuid
 
 import pytest
 
+from jrd_helpers import ClassicServer, PlainServer, free_port, wait_for
 from jupyter_remote_device.app import stop_process
 from jupyter_remote_device.server.discovery import expand_hosts
-
-from jrd_helpers import ClassicServer, PlainServer, free_port, wait_for
 
 
 class ProbeBoards:

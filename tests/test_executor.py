@@ -6,7 +6,6 @@ test's main thread runs the executor.
 """
 import ast
 import base64
-import io
 import os
 import signal
 import sys
@@ -501,7 +500,7 @@ def test_interrupts_racing_in_background_mode():
     t = threading.Thread(target=ex.run_forever, args=(stop,), daemon=True)
     t.start()
     try:
-        for i in range(200):
+        for _i in range(200):
             eid = ex.start("v = 0\nfor _ in range(%d):\n    v += 1" % rnd.randint(0, 20000))
             time.sleep(rnd.random() * 0.003)
             ex.interrupt(eid)

@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 
-
 from jrd_procs import JupyterProc
 
 
@@ -226,7 +225,6 @@ async def test_black_holed_link_detected_by_heartbeat(api, agent, jp_ws_fetch, j
         code, dev = await api("POST", "devices/%s/session" % did)
         assert code == 200 and dev["status"] == "connected"
         mark = len(events.messages)
-        t0 = time.monotonic()
         proxy.blackhole()
         limit = jrd_config["heartbeat_interval"] + jrd_config["heartbeat_timeout"] + 2.5
         t, m = await events.wait(_dev_msg(did, "connecting", True), limit, since=mark)

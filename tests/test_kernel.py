@@ -21,9 +21,9 @@ pytest.importorskip("ipykernel")
 from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
+from jrd_helpers import free_port  # noqa: E402
 from jupyter_remote_device.agent.executor import CAMERA_MIME  # noqa: E402
 from jupyter_remote_device.app import spawn_agent, stop_process  # noqa: E402
-from jrd_helpers import free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)

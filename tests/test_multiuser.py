@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from jupyter_remote_device.agent import client
 from jrd_procs import JupyterProc
+from jupyter_remote_device.agent import client
 
 
 @pytest.fixture

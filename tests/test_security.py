@@ -10,15 +10,19 @@ import logging
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+import rpyc
 import tornado.httpclient
 import tornado.web
 import tornado.websocket
 from jupyter_server.auth.authorizer import Authorizer
+from rpyc.utils.server import ThreadedServer
 
 from jupyter_remote_device.agent import auth, client
 from jupyter_remote_device.server import handlers as jrd_handlers
@@ -147,7 +151,6 @@ async def _raw_fetch(url, method, headers=None):
 
 
 async def test_unauthenticated_refused_everywhere(jp_serverapp, jp_fetch, jp_http_port):
-    base = _base(jp_serverapp, jp_http_port)
     checked = 0
     for pattern, cls in our_routes(jp_serverapp):
         path = concrete_path(pattern)
@@ -404,12 +407,6 @@ async def test_devices_file_is_0600(api, agent, jp_serverapp):
 # service tries to reach back into the Jupyter side, or a raw socket that answers the handshake
 # and then sends broken or endless rpyc frames. The server must stay out of reach, answer every
 # request with a JSON error in time, and keep serving.
-
-import struct
-import threading
-
-import rpyc
-from rpyc.utils.server import ThreadedServer
 
 REACHED = []  # what a hostile board managed to touch on our side (must stay empty)
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from jrd_helpers import SshServer, sshd_unavailable, ssh_keygen
+from jrd_helpers import SshServer, ssh_keygen, sshd_unavailable
 
 pytestmark = pytest.mark.skipif(sshd_unavailable() is not None, reason=str(sshd_unavailable()))
 

@@ -6,8 +6,6 @@ import json
 import os
 import time
 
-import pytest
-
 # no pytest.mark.asyncio: pytest-jupyter runs these coroutines on the server's own loop
 
 MiB = 1 << 20

@@ -111,8 +111,8 @@ def main(argv=None):
         ssl_context = auth.make_server_ssl_context(args.certfile, args.keyfile)
 
     root = os.path.abspath(os.path.expanduser(args.root or os.path.join("~", "jrd-root")))
-    from .files import FileStore
     from .executor import Executor
+    from .files import FileStore
     files = FileStore(root, log=log)
     executor = Executor(log=log)
     cameras = make_cameras(args.camera, log)

@@ -159,7 +159,7 @@ def _to_pil(obj):
                 fn = getattr(obj, name, None)
                 if callable(fn):
                     return fn()
-            w, h = getattr(obj, "width"), getattr(obj, "height")
+            w, h = obj.width, obj.height
             w = w() if callable(w) else w
             h = h() if callable(h) else h
             data = obj.tobytes()

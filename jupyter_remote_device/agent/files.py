@@ -612,7 +612,7 @@ class FileStore(object):
     def _walk_stale(self, walker, deadline, report=False):
         removed = 0
         self._walk_unfinished = True
-        for dirpath, dirnames, filenames in walker:
+        for dirpath, _dirnames, filenames in walker:
             self._walk_dirs += 1
             for name in filenames:
                 if TEMP_MARK in name and name != JOURNAL_NAME and is_temp_name(name):

@@ -40,6 +40,7 @@ def _addresses(host):
     out = []
     try:
         import warnings
+
         from zeroconf import get_all_addresses
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -266,6 +266,7 @@ class AgentBackend(_Backend):
 def _executor_source():
     """(module name, source): the name carries a hash so a newer kernel never reuses an old copy."""
     import hashlib
+
     from ..agent import executor
     path = executor.__file__
     if path.endswith((".pyc", ".pyo")):
@@ -386,6 +387,7 @@ def sniff(target, timeout=5.0, greeting_wait=2.0):
     """
     import socket
     import time
+
     from ..agent import auth
     deadline = time.monotonic() + float(timeout)
     try:
@@ -430,5 +432,6 @@ def open_backend(target, timeout=5.0):
     except BoardError as e:
         if kind == "silent":
             raise BoardError("timeout", "%s accepted the connection but said nothing: it is neither a "
-                             "jupyter-remote-device agent nor an rpyc classic server (%s)" % (target.address, e.message))
+                             "jupyter-remote-device agent nor an rpyc classic server (%s)"
+                             % (target.address, e.message))
         raise

@@ -4,12 +4,10 @@ The kernel dials the board itself (``%connect``), starts each cell with
 ``exec_start`` in its own namespace on the board and relays the events that
 ``exec_poll`` returns as iopub messages. See DESIGN.md ("Kernel").
 """
-import json
 import os
 import re
 import shlex
 import signal
-import sys
 import threading
 import time
 import uuid

@@ -114,8 +114,10 @@ class DeviceManager(LoggingConfigurable):
     devices_file = Unicode(help="Where manually added boards are saved (mode 0600).").tag(config=True)
     ssh_known_hosts = Unicode("", help="known_hosts file for boards reached over SSH (default: ~/.ssh/known_hosts). "
                               "Host keys are always checked.").tag(config=True)
-    ssh_python = Unicode("python3", help="Python command that runs the agent on boards reached over SSH.").tag(config=True)
-    ssh_timeout = Float(60.0, help="Seconds allowed to SSH in and, if needed, copy and start the agent.").tag(config=True)
+    ssh_python = Unicode("python3", help="Python command that runs the agent on boards reached over SSH."
+                         ).tag(config=True)
+    ssh_timeout = Float(60.0, help="Seconds allowed to SSH in and, if needed, copy and start the agent."
+                        ).tag(config=True)
     user_name = Unicode(help="Who this server is, as shown to other users of a shared board "
                         "(default: $JUPYTERHUB_USER or $USER).").tag(config=True)
 

@@ -37,8 +37,7 @@ import shlex
 import socket
 import time
 
-from ..agent import __version__ as AGENT_VERSION
-from ..agent import client
+from ..agent import __version__ as AGENT_VERSION, client
 from .errors import ApiError, bad_request
 
 DEFAULT_SSH_PORT = 22
@@ -438,7 +437,8 @@ class SshLinks:
             raise ApiError(502, "protocol", "the agent copied to the board did not start (it needs Python 3.8+ "
                            "and rpyc there: pip install rpyc). Its output:\n%s" % (tail or "(nothing)"))
         state = json.dumps({"port": port, "token": token, "pid": pid, "version": AGENT_VERSION})
-        await self._run(link, "umask 077 && printf '%%s' %s > %s" % (q(state), q(posixpath.join(state_dir, "agent.json"))))
+        state_file = posixpath.join(state_dir, "agent.json")
+        await self._run(link, "umask 077 && printf '%%s' %s > %s" % (q(state), q(state_file)))
         self.log.info("remote-device %s: started the agent on the board (pid %s, port %d)", dev.name, pid, port)
         return port, token
 

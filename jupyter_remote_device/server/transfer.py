@@ -747,7 +747,7 @@ class TransferManager(object):
         """Which local files (rels) need sending: size/mtime first, then sha256."""
         send = []
         check = []
-        for rel, (path, size, mtime) in files.items():
+        for rel, (_path, size, mtime) in files.items():
             r = remote_files.get(rel)
             if r is None or r.get("size") != size:
                 send.append(rel)

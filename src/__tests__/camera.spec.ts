@@ -43,9 +43,12 @@ beforeAll(() => {
     bitmaps.push(b);
     return b;
   });
-  (globalThis as any).requestAnimationFrame = (cb: () => void) => setTimeout(cb, 0) as any;
+  (globalThis as any).requestAnimationFrame = (cb: () => void) =>
+    setTimeout(cb, 0) as any;
   (globalThis as any).cancelAnimationFrame = (id: any) => clearTimeout(id);
-  HTMLCanvasElement.prototype.getContext = (() => ({ drawImage: jest.fn() })) as any;
+  HTMLCanvasElement.prototype.getContext = (() => ({
+    drawImage: jest.fn()
+  })) as any;
 });
 
 beforeEach(() => {
@@ -94,7 +97,13 @@ describe('CameraViewer', () => {
     socket.open();
     viewer.updateSettings({ width: 320, height: 240 });
     expect(FakeSocket.all).toHaveLength(1);
-    expect(JSON.parse(socket.sent[0])).toEqual({ type: 'settings', width: 320, height: 240, quality: 80, fps: 0 });
+    expect(JSON.parse(socket.sent[0])).toEqual({
+      type: 'settings',
+      width: 320,
+      height: 240,
+      quality: 80,
+      fps: 0
+    });
     viewer.updateSettings({ width: 320 }); // no change, nothing sent
     expect(socket.sent).toHaveLength(1);
     viewer.dispose();
@@ -126,12 +135,25 @@ describe('CameraViewer', () => {
     socket.open();
     const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xd9]);
     for (let seq = 1; seq <= 3; seq++) {
-      socket.onmessage!({ data: encodeFrame({ seq, captured_at: Date.now() / 1000, width: 320, height: 240, format: 'jpeg' }, jpeg) });
+      socket.onmessage!({
+        data: encodeFrame(
+          {
+            seq,
+            captured_at: Date.now() / 1000,
+            width: 320,
+            height: 240,
+            format: 'jpeg'
+          },
+          jpeg
+        )
+      });
     }
     await tick();
     await tick();
     // Frames that arrived while one was decoding were dropped (latest wins).
-    expect((globalThis as any).createImageBitmap.mock.calls.length).toBeLessThan(3);
+    expect(
+      (globalThis as any).createImageBitmap.mock.calls.length
+    ).toBeLessThan(3);
     expect(viewer.stats.frames).toBeGreaterThanOrEqual(1);
     expect(viewer.stats.seq).toBe(3);
     expect(viewer.canvas.width).toBe(320);
@@ -146,7 +168,14 @@ describe('CameraViewer', () => {
     const { viewer } = makeViewer();
     Widget.attach(viewer, document.body);
     const socket = FakeSocket.all[0];
-    socket.onmessage!({ data: JSON.stringify({ type: 'status', state: 'error', reason: 'not-connected', message: 'demo-board is not connected' }) });
+    socket.onmessage!({
+      data: JSON.stringify({
+        type: 'status',
+        state: 'error',
+        reason: 'not-connected',
+        message: 'demo-board is not connected'
+      })
+    });
     expect(viewer.node.textContent).toContain('demo-board is not connected');
     viewer.dispose();
   });

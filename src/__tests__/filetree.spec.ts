@@ -51,19 +51,35 @@ class FakeFs implements IFilesApi {
   async list(id: string, path: string) {
     this.calls.push(`list ${id} ${path}`);
     if (!this.dirs.has(path)) {
-      throw Object.assign(new Error(`no folder ${path}`), { status: 404, reason: 'not-found' });
+      throw Object.assign(new Error(`no folder ${path}`), {
+        status: 404,
+        reason: 'not-found'
+      });
     }
     const entries: IFileEntry[] = [];
     const prefix = path ? `${path}/` : '';
-    const direct = (p: string) => p.startsWith(prefix) && p !== path && !p.slice(prefix.length).includes('/');
+    const direct = (p: string) =>
+      p.startsWith(prefix) &&
+      p !== path &&
+      !p.slice(prefix.length).includes('/');
     for (const d of this.dirs) {
       if (d && direct(d)) {
-        entries.push({ name: d.slice(prefix.length), type: 'directory', size: 0, mtime: MTIME });
+        entries.push({
+          name: d.slice(prefix.length),
+          type: 'directory',
+          size: 0,
+          mtime: MTIME
+        });
       }
     }
     for (const [p, data] of this.files) {
       if (direct(p)) {
-        entries.push({ name: p.slice(prefix.length), type: 'file', size: data.length, mtime: MTIME });
+        entries.push({
+          name: p.slice(prefix.length),
+          type: 'file',
+          size: data.length,
+          mtime: MTIME
+        });
       }
     }
     return { path, entries };
@@ -88,9 +104,14 @@ class FakeFs implements IFilesApi {
   async remove(id: string, path: string, recursive = false) {
     this.calls.push(`remove ${path} ${recursive}`);
     if (this.dirs.has(path)) {
-      const inside = [...this.files.keys(), ...this.dirs].filter(p => p.startsWith(`${path}/`));
+      const inside = [...this.files.keys(), ...this.dirs].filter(p =>
+        p.startsWith(`${path}/`)
+      );
       if (inside.length && !recursive) {
-        throw Object.assign(new Error('not empty'), { status: 409, reason: 'not-empty' });
+        throw Object.assign(new Error('not empty'), {
+          status: 409,
+          reason: 'not-empty'
+        });
       }
       for (const p of inside) {
         this.files.delete(p);
@@ -102,7 +123,11 @@ class FakeFs implements IFilesApi {
     this.files.delete(path);
   }
 
-  async download(id: string, path: string, onProgress?: (done: number, total: number) => void) {
+  async download(
+    id: string,
+    path: string,
+    onProgress?: (done: number, total: number) => void
+  ) {
     const data = this.files.get(path)!;
     const half = Math.floor(data.length / 2);
     onProgress?.(half, data.length);
@@ -143,7 +168,15 @@ function setup(fs: FakeFs, devices: IDevice[] = [device('a')]) {
       }
     } as any,
     socketFactory: () =>
-      ({ readyState: 0, onopen: null, onclose: null, onerror: null, onmessage: null, send: () => undefined, close: () => undefined }) as any,
+      ({
+        readyState: 0,
+        onopen: null,
+        onclose: null,
+        onerror: null,
+        onmessage: null,
+        send: () => undefined,
+        close: () => undefined
+      }) as any,
     frontendVersion: '0.1.0',
     jobPollInterval: 60000
   });
@@ -154,7 +187,13 @@ function setup(fs: FakeFs, devices: IDevice[] = [device('a')]) {
       return { path, ...options };
     }
   } as any;
-  const panel = new DeviceFilesPanel({ model, contents, currentFolder: () => 'work', api: fs, keepFinishedMs: 50 });
+  const panel = new DeviceFilesPanel({
+    model,
+    contents,
+    currentFolder: () => 'work',
+    api: fs,
+    keepFinishedMs: 50
+  });
   Widget.attach(panel, document.body);
   return { model, panel, pushes, saved };
 }
@@ -165,7 +204,11 @@ const flush = async (n = 5) => {
   }
 };
 
-async function waitFor<T>(fn: () => T | null | undefined | false, what: string, timeout = 2000): Promise<T> {
+async function waitFor<T>(
+  fn: () => T | null | undefined | false,
+  what: string,
+  timeout = 2000
+): Promise<T> {
   const end = Date.now() + timeout;
   for (;;) {
     const v = fn();
@@ -181,26 +224,47 @@ async function waitFor<T>(fn: () => T | null | undefined | false, what: string, 
 
 /** Wait for the JupyterLab dialog, optionally type into its input, then press a button. */
 async function answerDialog(accept: boolean, text?: string): Promise<string> {
-  const dialog = await waitFor(() => document.querySelector('.jp-Dialog') as HTMLElement | null, 'a dialog');
+  const dialog = await waitFor(
+    () => document.querySelector('.jp-Dialog') as HTMLElement | null,
+    'a dialog'
+  );
   const body = dialog.querySelector('.jp-Dialog-content')?.textContent ?? '';
   if (text !== undefined) {
-    const input = await waitFor(() => dialog.querySelector('input') as HTMLInputElement | null, 'the dialog input');
+    const input = await waitFor(
+      () => dialog.querySelector('input') as HTMLInputElement | null,
+      'the dialog input'
+    );
     input.value = text;
   }
-  const button = dialog.querySelector(accept ? '.jp-Dialog-button.jp-mod-accept' : '.jp-Dialog-button.jp-mod-reject') as HTMLButtonElement;
+  const button = dialog.querySelector(
+    accept
+      ? '.jp-Dialog-button.jp-mod-accept'
+      : '.jp-Dialog-button.jp-mod-reject'
+  ) as HTMLButtonElement;
   button.click();
-  await waitFor(() => !document.querySelector('.jp-Dialog'), 'the dialog to close');
+  await waitFor(
+    () => !document.querySelector('.jp-Dialog'),
+    'the dialog to close'
+  );
   return body;
 }
 
 const rows = (panel: DeviceFilesPanel) =>
-  Array.from(panel.node.querySelectorAll('.jp-RemoteDevice-fileRow')).map(r => (r as HTMLElement).dataset.path);
+  Array.from(panel.node.querySelectorAll('.jp-RemoteDevice-fileRow')).map(
+    r => (r as HTMLElement).dataset.path
+  );
 
 const rowNode = (panel: DeviceFilesPanel, path: string) =>
-  panel.node.querySelector(`.jp-RemoteDevice-fileRow[data-path="${path}"]`) as HTMLElement;
+  panel.node.querySelector(
+    `.jp-RemoteDevice-fileRow[data-path="${path}"]`
+  ) as HTMLElement;
 
 const clickAction = (panel: DeviceFilesPanel, path: string, action: string) =>
-  (rowNode(panel, path).querySelector(`:scope > .jp-RemoteDevice-fileItem .jp-RemoteDevice-fileAction-${action}`) as HTMLButtonElement).click();
+  (
+    rowNode(panel, path).querySelector(
+      `:scope > .jp-RemoteDevice-fileItem .jp-RemoteDevice-fileAction-${action}`
+    ) as HTMLButtonElement
+  ).click();
 
 describe('helpers', () => {
   it('joins device paths and checks names', () => {
@@ -214,8 +278,12 @@ describe('helpers', () => {
 
   it('formats mtimes: time today, date otherwise', () => {
     const now = new Date(2024, 5, 7, 12, 0, 0).getTime();
-    expect(formatMtime(new Date(2024, 5, 7, 9, 5).getTime() / 1000, now)).toBe('09:05');
-    expect(formatMtime(new Date(2023, 11, 31, 23, 59).getTime() / 1000, now)).toBe('2023-12-31 23:59');
+    expect(formatMtime(new Date(2024, 5, 7, 9, 5).getTime() / 1000, now)).toBe(
+      '09:05'
+    );
+    expect(
+      formatMtime(new Date(2023, 11, 31, 23, 59).getTime() / 1000, now)
+    ).toBe('2023-12-31 23:59');
     expect(formatMtime(null)).toBe('');
   });
 
@@ -234,15 +302,22 @@ describe('helpers', () => {
 describe('saveToWorkspace', () => {
   it('saves small files in one request and big ones in numbered chunks', async () => {
     const calls: any[] = [];
-    const contents = { save: async (path: string, options: any) => void calls.push({ path, ...options }) } as any;
+    const contents = {
+      save: async (path: string, options: any) =>
+        void calls.push({ path, ...options })
+    } as any;
     await saveToWorkspace(contents, 'a.bin', new Uint8Array([1, 2, 3]), 4);
-    expect(calls).toEqual([{ path: 'a.bin', type: 'file', format: 'base64', content: 'AQID' }]);
+    expect(calls).toEqual([
+      { path: 'a.bin', type: 'file', format: 'base64', content: 'AQID' }
+    ]);
     calls.length = 0;
     const data = new Uint8Array(10).map((_, i) => i);
     await saveToWorkspace(contents, 'b.bin', data, 4);
     expect(calls.map(c => c.chunk)).toEqual([1, 2, -1]);
     const joined = calls.map(c => atob(c.content)).join('');
-    expect(Array.from(joined, ch => ch.charCodeAt(0))).toEqual(Array.from(data));
+    expect(Array.from(joined, ch => ch.charCodeAt(0))).toEqual(
+      Array.from(data)
+    );
   });
 });
 
@@ -264,11 +339,20 @@ describe('DeviceFilesPanel', () => {
     expect(fs.calls).toEqual(['list a ']);
     expect(rows(panel)).toEqual(['lib', 'a.py', 'b.txt']);
     const a = rowNode(panel, 'a.py');
-    expect(a.querySelector('.jp-RemoteDevice-fileSize')!.textContent).toBe('9 B');
-    expect(a.querySelector('.jp-RemoteDevice-fileMtime')!.textContent).toBe(formatMtime(MTIME));
-    expect(panel.node.querySelector('.jp-RemoteDevice-filesDeviceName')!.textContent).toBe('board-a');
+    expect(a.querySelector('.jp-RemoteDevice-fileSize')!.textContent).toBe(
+      '9 B'
+    );
+    expect(a.querySelector('.jp-RemoteDevice-fileMtime')!.textContent).toBe(
+      formatMtime(MTIME)
+    );
+    expect(
+      panel.node.querySelector('.jp-RemoteDevice-filesDeviceName')!.textContent
+    ).toBe('board-a');
     // Disconnected: hidden again.
-    model.handleMessage({ type: 'device', device: device('a', { status: 'online' }) });
+    model.handleMessage({
+      type: 'device',
+      device: device('a', { status: 'online' })
+    });
     expect(panel.isHidden).toBe(true);
     expect(panel.deviceId).toBeNull();
     model.dispose();
@@ -276,23 +360,36 @@ describe('DeviceFilesPanel', () => {
   });
 
   it('expands folders lazily and collapses them', async () => {
-    const fs = new FakeFs({ 'lib/x.py': 'x', 'lib/sub/y.py': 'yy' }, ['lib', 'lib/sub']);
+    const fs = new FakeFs({ 'lib/x.py': 'x', 'lib/sub/y.py': 'yy' }, [
+      'lib',
+      'lib/sub'
+    ]);
     const { model, panel } = setup(fs);
     await model.refresh();
     await flush();
     expect(rows(panel)).toEqual(['lib']);
     expect(rowNode(panel, 'lib').getAttribute('aria-expanded')).toBe('false');
-    (rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem') as HTMLElement).click();
+    (
+      rowNode(panel, 'lib').querySelector(
+        '.jp-RemoteDevice-fileItem'
+      ) as HTMLElement
+    ).click();
     await flush();
     expect(rows(panel)).toEqual(['lib', 'lib/sub', 'lib/x.py']);
     expect(rowNode(panel, 'lib').getAttribute('aria-expanded')).toBe('true');
     // Keyboard: Enter on the focused folder collapses it and keeps the focus.
-    const libItem = rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem') as HTMLElement;
+    const libItem = rowNode(panel, 'lib').querySelector(
+      '.jp-RemoteDevice-fileItem'
+    ) as HTMLElement;
     libItem.focus();
-    libItem.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    libItem.dispatchEvent(
+      new KeyboardEvent('keydown', { key: 'Enter', bubbles: true })
+    );
     await flush();
     expect(rows(panel)).toEqual(['lib']);
-    expect(document.activeElement).toBe(rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem'));
+    expect(document.activeElement).toBe(
+      rowNode(panel, 'lib').querySelector('.jp-RemoteDevice-fileItem')
+    );
     await panel.toggle('lib');
     // Loaded once: expanding again does not list again.
     expect(fs.calls.filter(c => c === 'list a lib')).toHaveLength(1);
@@ -300,7 +397,11 @@ describe('DeviceFilesPanel', () => {
     expect(rows(panel)).toEqual(['lib', 'lib/sub', 'lib/sub/y.py', 'lib/x.py']);
     // Refresh reloads every open folder.
     fs.files.set('lib/sub/z.py', new Uint8Array(3));
-    (panel.node.querySelector('.jp-RemoteDevice-files-refresh') as HTMLButtonElement).click();
+    (
+      panel.node.querySelector(
+        '.jp-RemoteDevice-files-refresh'
+      ) as HTMLButtonElement
+    ).click();
     await flush();
     expect(rows(panel)).toContain('lib/sub/z.py');
     model.dispose();
@@ -336,13 +437,20 @@ describe('DeviceFilesPanel', () => {
     const { model, panel } = setup(fs);
     await model.refresh();
     await flush();
-    (panel.node.querySelector('.jp-RemoteDevice-files-mkdir') as HTMLButtonElement).click();
+    (
+      panel.node.querySelector(
+        '.jp-RemoteDevice-files-mkdir'
+      ) as HTMLButtonElement
+    ).click();
     await answerDialog(true, 'models');
     await waitFor(() => rows(panel).includes('models'), 'the new folder');
     expect(fs.calls).toContain('mkdir models');
     clickAction(panel, 'models', 'mkdir');
     await answerDialog(true, 'v1');
-    await waitFor(() => rows(panel).includes('models/v1'), 'the nested folder (parent expanded)');
+    await waitFor(
+      () => rows(panel).includes('models/v1'),
+      'the nested folder (parent expanded)'
+    );
     // A bad name is refused before any request.
     clickAction(panel, 'old.py', 'rename');
     await answerDialog(true, 'a/b.py');
@@ -354,7 +462,10 @@ describe('DeviceFilesPanel', () => {
     expect(fs.calls).toContain('rename old.py new.py');
     clickAction(panel, 'models/v1', 'rename');
     await answerDialog(true, 'v2');
-    await waitFor(() => rows(panel).includes('models/v2'), 'the renamed folder');
+    await waitFor(
+      () => rows(panel).includes('models/v2'),
+      'the renamed folder'
+    );
     model.dispose();
     panel.dispose();
   });
@@ -365,7 +476,11 @@ describe('DeviceFilesPanel', () => {
     await model.refresh();
     await flush();
     clickAction(panel, 'data.bin', 'pull');
-    const dialog = await waitFor(() => document.querySelector('.jp-Dialog input') as HTMLInputElement | null, 'dialog');
+    const dialog = await waitFor(
+      () =>
+        document.querySelector('.jp-Dialog input') as HTMLInputElement | null,
+      'dialog'
+    );
     // Prefilled with the file browser's folder.
     expect(dialog.value).toBe('work/data.bin');
     await answerDialog(true, 'work/copy.bin');
@@ -378,34 +493,64 @@ describe('DeviceFilesPanel', () => {
     });
     expect(fs.progress.length).toBe(2);
     const bar = await waitFor(
-      () => panel.node.querySelector('.jp-RemoteDevice-transfer[data-kind="pull"]') as HTMLElement | null,
+      () =>
+        panel.node.querySelector(
+          '.jp-RemoteDevice-transfer[data-kind="pull"]'
+        ) as HTMLElement | null,
       'the transfer row'
     );
     expect(bar.dataset.state).toBe('done');
-    expect((bar.querySelector('progress') as HTMLProgressElement).getAttribute('value')).toBe('1');
+    expect(
+      (bar.querySelector('progress') as HTMLProgressElement).getAttribute(
+        'value'
+      )
+    ).toBe('1');
     // Finished transfers go away by themselves.
-    await waitFor(() => !panel.node.querySelector('.jp-RemoteDevice-transfer'), 'the row to go');
+    await waitFor(
+      () => !panel.node.querySelector('.jp-RemoteDevice-transfer'),
+      'the row to go'
+    );
     model.dispose();
     panel.dispose();
   });
 
   it('pulls a whole folder, sub-folders included', async () => {
-    const fs = new FakeFs({ 'd/a.txt': 'aaa', 'd/s/b.txt': 'bb' }, ['d', 'd/s', 'd/empty']);
+    const fs = new FakeFs({ 'd/a.txt': 'aaa', 'd/s/b.txt': 'bb' }, [
+      'd',
+      'd/s',
+      'd/empty'
+    ]);
     const { model, panel, saved } = setup(fs);
     await model.refresh();
     await flush();
-    expect(rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileAction-pull')).not.toBeNull();
+    expect(
+      rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileAction-pull')
+    ).not.toBeNull();
     expect(await panel.pull('d', 'work/d2')).toBe('work/d2');
     const byPath: { [path: string]: any } = {};
     for (const x of saved) {
       byPath[x.path] = x.options;
     }
-    expect(Object.keys(byPath).sort()).toEqual(['work/d2', 'work/d2/a.txt', 'work/d2/empty', 'work/d2/s', 'work/d2/s/b.txt']);
+    expect(Object.keys(byPath).sort()).toEqual([
+      'work/d2',
+      'work/d2/a.txt',
+      'work/d2/empty',
+      'work/d2/s',
+      'work/d2/s/b.txt'
+    ]);
     expect(byPath['work/d2']).toEqual({ type: 'directory' });
-    expect(byPath['work/d2/s/b.txt']).toEqual({ type: 'file', format: 'base64', content: btoa('bb') });
+    expect(byPath['work/d2/s/b.txt']).toEqual({
+      type: 'file',
+      format: 'base64',
+      content: btoa('bb')
+    });
     // Folders are made before the files inside them.
-    expect(saved.findIndex(x => x.path === 'work/d2/s')).toBeLessThan(saved.findIndex(x => x.path === 'work/d2/s/b.txt'));
-    const row = panel.node.querySelector('.jp-RemoteDevice-transfer[data-kind="pull"]') as HTMLElement;
+    expect(saved.findIndex(x => x.path === 'work/d2/s')).toBeLessThan(
+      saved.findIndex(x => x.path === 'work/d2/s/b.txt')
+    );
+    const row = panel.node.querySelector(
+      '.jp-RemoteDevice-transfer[data-kind="pull"]'
+    ) as HTMLElement;
     expect(row.dataset.state).toBe('done');
     expect(row.textContent).toContain('d → work/d2');
     model.dispose();
@@ -420,23 +565,36 @@ describe('DeviceFilesPanel', () => {
     const drop = (target: Element, paths: string[]) => {
       const mimeData = new MimeData();
       mimeData.setData(CONTENTS_MIME, paths);
-      const event = new Event('lm-drop', { bubbles: true, cancelable: true }) as any;
+      const event = new Event('lm-drop', {
+        bubbles: true,
+        cancelable: true
+      }) as any;
       event.mimeData = mimeData;
       event.proposedAction = 'move';
       event.dropAction = 'none';
       target.dispatchEvent(event);
       return event;
     };
-    const over = new Event('lm-dragover', { bubbles: true, cancelable: true }) as any;
+    const over = new Event('lm-dragover', {
+      bubbles: true,
+      cancelable: true
+    }) as any;
     over.mimeData = new MimeData();
     over.mimeData.setData(CONTENTS_MIME, ['notes/a.txt']);
     over.proposedAction = 'move';
     over.dropAction = 'none';
-    rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileName')!.dispatchEvent(over);
+    rowNode(panel, 'd')
+      .querySelector('.jp-RemoteDevice-fileName')!
+      .dispatchEvent(over);
     expect(over.defaultPrevented).toBe(true);
     expect(over.dropAction).toBe('move');
-    expect(rowNode(panel, 'd').classList.contains('jp-mod-dropTarget')).toBe(true);
-    const ev = drop(rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileName')!, ['notes/a.txt', 'pics']);
+    expect(rowNode(panel, 'd').classList.contains('jp-mod-dropTarget')).toBe(
+      true
+    );
+    const ev = drop(
+      rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileName')!,
+      ['notes/a.txt', 'pics']
+    );
     expect(ev.defaultPrevented).toBe(true);
     expect(panel.node.querySelector('.jp-mod-dropTarget')).toBeNull();
     await waitFor(() => pushes.length === 2, 'two pushes');
@@ -450,21 +608,37 @@ describe('DeviceFilesPanel', () => {
     await flush();
     expect(pushes[2]).toEqual(['a', 'b.txt', 'b.txt']);
     // Each push has a progress bar that follows the job events.
-    const bars = panel.node.querySelectorAll('.jp-RemoteDevice-transfer[data-kind="push"]');
+    const bars = panel.node.querySelectorAll(
+      '.jp-RemoteDevice-transfer[data-kind="push"]'
+    );
     expect(bars.length).toBe(3);
     model.handleJob({ ...(model.getJob('job1') as IJob), bytes_done: 5 });
-    const bar1 = panel.node.querySelector('.jp-RemoteDevice-transfer[data-kind="push"] progress') as HTMLProgressElement;
+    const bar1 = panel.node.querySelector(
+      '.jp-RemoteDevice-transfer[data-kind="push"] progress'
+    ) as HTMLProgressElement;
     expect(bar1.getAttribute('value')).toBe('0.5');
     // The job ends: the tree reloads and shows the new file.
     fs.files.set('d/a.txt', new Uint8Array(10));
     await panel.toggle('d');
     const listsBefore = fs.calls.filter(c => c === 'list a d').length;
-    model.handleJob({ ...(model.getJob('job1') as IJob), state: 'done', bytes_done: 10, verified: true });
-    await waitFor(() => fs.calls.filter(c => c === 'list a d').length > listsBefore, 'a reload of d');
+    model.handleJob({
+      ...(model.getJob('job1') as IJob),
+      state: 'done',
+      bytes_done: 10,
+      verified: true
+    });
+    await waitFor(
+      () => fs.calls.filter(c => c === 'list a d').length > listsBefore,
+      'a reload of d'
+    );
     await flush();
     expect(rows(panel)).toContain('d/a.txt');
     expect(
-      (panel.node.querySelector('.jp-RemoteDevice-transfer[data-state="done"]') as HTMLElement).textContent
+      (
+        panel.node.querySelector(
+          '.jp-RemoteDevice-transfer[data-state="done"]'
+        ) as HTMLElement
+      ).textContent
     ).toContain('a.txt → d/a.txt');
     model.dispose();
     panel.dispose();
@@ -507,7 +681,10 @@ describe('DeviceFilesPanel', () => {
     const { model, panel, pushes } = setup(fs);
     await model.refresh();
     await flush();
-    const event = new Event('lm-dragover', { bubbles: true, cancelable: true }) as any;
+    const event = new Event('lm-dragover', {
+      bubbles: true,
+      cancelable: true
+    }) as any;
     event.mimeData = new MimeData();
     event.mimeData.setData('text/plain', 'x');
     panel.node.querySelector('.jp-RemoteDevice-fileTree')!.dispatchEvent(event);
@@ -522,8 +699,13 @@ describe('DeviceFilesPanel', () => {
     const { model, panel } = setup(fs, [device('a'), device('b')]);
     await model.refresh();
     await flush();
-    const select = panel.node.querySelector('select.jp-RemoteDevice-filesDevice') as HTMLSelectElement;
-    expect(Array.from(select.options).map(o => o.textContent)).toEqual(['board-a', 'board-b']);
+    const select = panel.node.querySelector(
+      'select.jp-RemoteDevice-filesDevice'
+    ) as HTMLSelectElement;
+    expect(Array.from(select.options).map(o => o.textContent)).toEqual([
+      'board-a',
+      'board-b'
+    ]);
     select.value = 'b';
     select.dispatchEvent(new Event('change'));
     await flush();
@@ -536,12 +718,17 @@ describe('DeviceFilesPanel', () => {
   it('shows a listing error in the tree', async () => {
     const fs = new FakeFs({});
     fs.list = async () => {
-      throw Object.assign(new Error('The board is not connected'), { status: 409, reason: 'not-connected' });
+      throw Object.assign(new Error('The board is not connected'), {
+        status: 409,
+        reason: 'not-connected'
+      });
     };
     const { model, panel } = setup(fs);
     await model.refresh();
     await flush();
-    expect(panel.node.querySelector('.jp-RemoteDevice-filesError')!.textContent).toBe('The board is not connected');
+    expect(
+      panel.node.querySelector('.jp-RemoteDevice-filesError')!.textContent
+    ).toBe('The board is not connected');
     model.dispose();
     panel.dispose();
   });

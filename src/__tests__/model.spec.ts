@@ -31,7 +31,9 @@ class FakeSocket implements ISocketLike {
     this.onopen?.({});
   }
   message(obj: any): void {
-    this.onmessage?.({ data: typeof obj === 'string' ? obj : JSON.stringify(obj) });
+    this.onmessage?.({
+      data: typeof obj === 'string' ? obj : JSON.stringify(obj)
+    });
   }
   drop(): void {
     this.readyState = 3;
@@ -86,14 +88,25 @@ function job(id: string, extra: Partial<IJob> = {}): IJob {
   };
 }
 
-function fakeApi(overrides: Partial<IDevicesApi> = {}): jest.Mocked<IDevicesApi> {
+function fakeApi(
+  overrides: Partial<IDevicesApi> = {}
+): jest.Mocked<IDevicesApi> {
   return {
     version: jest.fn(async () => ({ version: FRONTEND_VERSION })),
     listDevices: jest.fn(async () => [device('a'), device('b')]),
     getDevice: jest.fn(async (id: string) => device(id)),
-    addDevice: jest.fn(async o => device('m', { host: o.host, port: o.port, source: 'manual', name: o.name ?? o.host })),
+    addDevice: jest.fn(async o =>
+      device('m', {
+        host: o.host,
+        port: o.port,
+        source: 'manual',
+        name: o.name ?? o.host
+      })
+    ),
     removeDevice: jest.fn(async () => undefined),
-    connect: jest.fn(async (id: string) => device(id, { status: 'connected', kind: 'agent', info: INFO })),
+    connect: jest.fn(async (id: string) =>
+      device(id, { status: 'connected', kind: 'agent', info: INFO })
+    ),
     disconnect: jest.fn(async () => undefined),
     push: jest.fn(async () => job('j1')),
     getJob: jest.fn(async (id: string) => job(id)),
@@ -165,7 +178,9 @@ describe('DevicesModel', () => {
     expect(api.listDevices).not.toHaveBeenCalled();
     // No events socket against a missing extension; it is checked again later.
     expect(FakeSocket.all).toHaveLength(0);
-    (api.version as jest.Mock).mockImplementation(async () => ({ version: FRONTEND_VERSION }));
+    (api.version as jest.Mock).mockImplementation(async () => ({
+      version: FRONTEND_VERSION
+    }));
     jest.advanceTimersByTime(8000);
     await flush();
     expect(model.server.kind).toBe('ok');
@@ -175,10 +190,16 @@ describe('DevicesModel', () => {
   });
 
   it('reports a version mismatch', async () => {
-    const api = fakeApi({ version: jest.fn(async () => ({ version: '9.9.9' })) });
+    const api = fakeApi({
+      version: jest.fn(async () => ({ version: '9.9.9' }))
+    });
     const model = makeModel(api);
     await model.start();
-    expect(model.server).toEqual({ kind: 'mismatch', version: '9.9.9', frontend: FRONTEND_VERSION });
+    expect(model.server).toEqual({
+      kind: 'mismatch',
+      version: '9.9.9',
+      frontend: FRONTEND_VERSION
+    });
     // The list still loads: the user can see the boards and the warning.
     expect(model.devices).toHaveLength(2);
     model.dispose();
@@ -194,20 +215,35 @@ describe('DevicesModel', () => {
 
     const deviceChanged = jest.fn();
     model.deviceChanged.connect((_, d) => deviceChanged(d));
-    socket.message({ type: 'device', device: device('a', { status: 'connecting' }) });
+    socket.message({
+      type: 'device',
+      device: device('a', { status: 'connecting' })
+    });
     expect(model.get('a')!.status).toBe('connecting');
-    socket.message({ type: 'device', device: device('a', { status: 'connected', info: INFO }) });
+    socket.message({
+      type: 'device',
+      device: device('a', { status: 'connected', info: INFO })
+    });
     expect(model.get('a')!.status).toBe('connected');
     expect(model.get('a')!.info!.cpu_percent).toBe(12.5);
     expect(model.connectedDevices.map(d => d.id)).toEqual(['a']);
     expect(deviceChanged).toHaveBeenCalledTimes(2);
 
     // The same device again: no change signal.
-    socket.message({ type: 'device', device: device('a', { status: 'connected', info: INFO }) });
+    socket.message({
+      type: 'device',
+      device: device('a', { status: 'connected', info: INFO })
+    });
     expect(deviceChanged).toHaveBeenCalledTimes(2);
 
     // Info refreshed through heartbeat.
-    socket.message({ type: 'device', device: device('a', { status: 'connected', info: { ...INFO, cpu_percent: 80 } }) });
+    socket.message({
+      type: 'device',
+      device: device('a', {
+        status: 'connected',
+        info: { ...INFO, cpu_percent: 80 }
+      })
+    });
     expect(model.get('a')!.info!.cpu_percent).toBe(80);
 
     // A new device appears at the end.
@@ -221,7 +257,10 @@ describe('DevicesModel', () => {
     expect(removed).toHaveBeenCalledWith('b');
 
     // A full list drops what is gone and keeps the order of the rest.
-    socket.message({ type: 'devices', devices: [device('c'), device('a'), device('d')] });
+    socket.message({
+      type: 'devices',
+      devices: [device('c'), device('a'), device('d')]
+    });
     expect(model.devices.map(d => d.id)).toEqual(['a', 'c', 'd']);
     expect(removed).toHaveBeenCalledTimes(1);
 
@@ -246,7 +285,10 @@ describe('DevicesModel', () => {
     expect(model.get('a')!.status).toBe('connecting');
     expect(model.isPending('a')).toBe(true);
     // A stale "online" from the events socket does not hide the pending state.
-    socket.message({ type: 'device', device: device('a', { status: 'online' }) });
+    socket.message({
+      type: 'device',
+      device: device('a', { status: 'online' })
+    });
     expect(model.get('a')!.status).toBe('connecting');
     resolve(device('a', { status: 'connected', info: INFO }));
     const result = await p;
@@ -290,7 +332,11 @@ describe('DevicesModel', () => {
     expect(api.disconnect).toHaveBeenCalledWith('a');
     expect(model.get('a')!.status).toBe('online');
 
-    const added = await model.addDevice({ host: '10.0.0.5', port: 18861, name: 'cam' });
+    const added = await model.addDevice({
+      host: '10.0.0.5',
+      port: 18861,
+      name: 'cam'
+    });
     expect(added.source).toBe('manual');
     expect(model.get('m')!.name).toBe('cam');
     await model.removeDevice('m');
@@ -375,9 +421,15 @@ describe('DevicesModel', () => {
     socket.message({ type: 'job', job: job('j1', { bytes_done: 50 }) });
     expect(model.getJob('j1')!.bytes_done).toBe(50);
     expect(model.getJob('j1')!.device).toBe('a');
-    socket.message({ type: 'job', job: job('j1', { state: 'done', bytes_done: 100, verified: true }) });
+    socket.message({
+      type: 'job',
+      job: job('j1', { state: 'done', bytes_done: 100, verified: true })
+    });
     expect(isJobFinished(model.getJob('j1')!)).toBe(true);
-    socket.message({ type: 'job', job: job('j1', { state: 'running', bytes_done: 70 }) });
+    socket.message({
+      type: 'job',
+      job: job('j1', { state: 'running', bytes_done: 70 })
+    });
     expect(model.getJob('j1')!.state).toBe('done');
     expect(seen.map(j => j.state)).toEqual(['running', 'running', 'done']);
     model.dispose();
@@ -406,7 +458,9 @@ describe('Format', () => {
   it('formats bytes, memory, temperature and durations', () => {
     expect(Format.bytes(512)).toBe('512 B');
     expect(Format.bytes(2048)).toBe('2.0 kB');
-    expect(Format.memory(4 * 1024 ** 3, 3 * 1024 ** 3)).toBe('1.0 GB / 4.0 GB (25%)');
+    expect(Format.memory(4 * 1024 ** 3, 3 * 1024 ** 3)).toBe(
+      '1.0 GB / 4.0 GB (25%)'
+    );
     expect(Format.memory(null, null)).toBeNull();
     expect(Format.temperature(48.34)).toBe('48.3 °C');
     expect(Format.temperature(null)).toBeNull();

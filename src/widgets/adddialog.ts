@@ -41,10 +41,14 @@ export function validateAddDevice(raw: {
   if (!host) {
     errors.host = 'Enter the board’s IP address or host name.';
   } else if (/\s/.test(host) || /[/?#@]/.test(host)) {
-    errors.host = 'Only the address, without spaces, scheme or path (e.g. 192.168.1.42).';
+    errors.host =
+      'Only the address, without spaces, scheme or path (e.g. 192.168.1.42).';
   } else if (!HOST_RE.test(host)) {
     errors.host = 'This is not a valid IP address or host name.';
-  } else if (/^\d+(\.\d+){3}$/.test(host) && host.split('.').some(p => parseInt(p, 10) > 255)) {
+  } else if (
+    /^\d+(\.\d+){3}$/.test(host) &&
+    host.split('.').some(p => parseInt(p, 10) > 255)
+  ) {
     errors.host = 'Each part of an IPv4 address is 0–255.';
   }
   const port = raw.port.trim();
@@ -76,7 +80,10 @@ export function splitHostPort(text: string): { host: string; port?: string } {
   return { host: t };
 }
 
-export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDeviceValue> {
+export class AddDeviceBody
+  extends Widget
+  implements Dialog.IBodyWidget<IAddDeviceValue>
+{
   constructor(initial: Partial<IAddDeviceValue> = {}) {
     super();
     this.addClass('jp-RemoteDevice-addDialog');
@@ -90,7 +97,7 @@ export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDevi
     ): HTMLInputElement => {
       const wrap = document.createElement('div');
       wrap.className = 'jp-RemoteDevice-field';
-      const id = `jp-remote-device-add-${key}-${Private.counter++}`;
+      const id = `jp-remote-device-add-${key}-${Private.nextId()}`;
       const l = document.createElement('label');
       l.htmlFor = id;
       l.textContent = label;
@@ -128,10 +135,28 @@ export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDevi
       });
       return input;
     };
-    this._host = field('host', 'Host', 'text', initial.host ?? '', '192.168.1.42 or board.local');
-    this._port = field('port', 'Port', 'text', String(initial.port ?? DEFAULT_AGENT_PORT), String(DEFAULT_AGENT_PORT));
+    this._host = field(
+      'host',
+      'Host',
+      'text',
+      initial.host ?? '',
+      '192.168.1.42 or board.local'
+    );
+    this._port = field(
+      'port',
+      'Port',
+      'text',
+      String(initial.port ?? DEFAULT_AGENT_PORT),
+      String(DEFAULT_AGENT_PORT)
+    );
     this._port.inputMode = 'numeric';
-    this._name = field('name', 'Name (optional)', 'text', initial.name ?? '', 'my-camera-board');
+    this._name = field(
+      'name',
+      'Name (optional)',
+      'text',
+      initial.name ?? '',
+      'my-camera-board'
+    );
     this._token = field(
       'token',
       'Token',
@@ -180,7 +205,8 @@ export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDevi
       const show = showAll || this._touched.has(key);
       const el = this._errors[key];
       el.textContent = show && msg ? msg : '';
-      const input = key === 'host' ? this._host : key === 'port' ? this._port : this._name;
+      const input =
+        key === 'host' ? this._host : key === 'port' ? this._port : this._name;
       input.classList.toggle('jp-mod-invalid', !!(show && msg));
       input.setAttribute('aria-invalid', String(!!(show && msg)));
     }
@@ -205,12 +231,18 @@ export class AddDeviceBody extends Widget implements Dialog.IBodyWidget<IAddDevi
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     this.validate();
-    requestAnimationFrame(() => (this._touched.has('host') ? this._token : this._host).focus());
+    requestAnimationFrame(() =>
+      (this._touched.has('host') ? this._token : this._host).focus()
+    );
   }
 
   private _acceptButton(): HTMLButtonElement | null {
     const dialog = this.node.closest('.jp-Dialog-content');
-    return (dialog?.querySelector('.jp-Dialog-button.jp-mod-accept') as HTMLButtonElement) ?? null;
+    return (
+      (dialog?.querySelector(
+        '.jp-Dialog-button.jp-mod-accept'
+      ) as HTMLButtonElement) ?? null
+    );
   }
 
   private _host: HTMLInputElement;
@@ -232,25 +264,39 @@ export async function askForDevice(
   let value: Partial<IAddDeviceValue> = initial;
   for (;;) {
     // A new board: "Address" and "SSH" tabs; a known one (Token…): address only.
-    const body = initial.host ? new AddDeviceBody(value) : new AddDeviceTabs(new AddDeviceBody(value), value);
+    const body = initial.host
+      ? new AddDeviceBody(value)
+      : new AddDeviceTabs(new AddDeviceBody(value), value);
     const result = await showDialog({
       title,
       body,
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: initial.host ? 'Save' : 'Add' })],
-      focusNodeSelector: initial.host ? 'input[name="token"]' : 'input[name="host"]'
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.okButton({ label: initial.host ? 'Save' : 'Add' })
+      ],
+      focusNodeSelector: initial.host
+        ? 'input[name="token"]'
+        : 'input[name="host"]'
     });
     if (!result.button.accept || !result.value) {
       return null;
     }
     const v = result.value;
     if (v.ssh !== undefined) {
-      if (Object.keys(validateSsh({ ssh: v.ssh, key: v.key ?? '', name: v.name })).length === 0) {
+      if (
+        Object.keys(validateSsh({ ssh: v.ssh, key: v.key ?? '', name: v.name }))
+          .length === 0
+      ) {
         return v;
       }
       value = v;
       continue;
     }
-    const errors = validateAddDevice({ host: v.host, port: String(v.port), name: v.name });
+    const errors = validateAddDevice({
+      host: v.host,
+      port: String(v.port),
+      name: v.name
+    });
     if (Object.keys(errors).length === 0) {
       return v;
     }
@@ -260,5 +306,10 @@ export async function askForDevice(
 }
 
 namespace Private {
-  export let counter = 0;
+  let counter = 0;
+
+  /** A number unique within this page, for element ids. */
+  export function nextId(): number {
+    return counter++;
+  }
 }

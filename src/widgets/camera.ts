@@ -14,7 +14,12 @@ import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { defaultSocketFactory, ISocketLike, SocketFactory, wsUrl } from '../api';
+import {
+  defaultSocketFactory,
+  ISocketLike,
+  SocketFactory,
+  wsUrl
+} from '../api';
 import { IFrame, parseFrame, parseResolution } from '../frame';
 import { cameraIcon, snapshotIcon } from '../icons';
 import { DevicesModel } from '../model';
@@ -58,7 +63,14 @@ export namespace CameraViewer {
   }
 }
 
-export const RESOLUTIONS = ['160x120', '320x240', '640x480', '800x600', '1280x720', '1920x1080'];
+export const RESOLUTIONS = [
+  '160x120',
+  '320x240',
+  '640x480',
+  '800x600',
+  '1280x720',
+  '1920x1080'
+];
 export const QUALITIES = [30, 50, 70, 80, 90, 95];
 export const FPS_CAPS = [0, 1, 5, 10, 15, 30];
 
@@ -260,10 +272,19 @@ export class CameraViewer extends Widget {
   }
 
   private get _shouldRun(): boolean {
-    return !this.isDisposed && this.isAttached && this.isVisible && !this._paused && !this._suspended;
+    return (
+      !this.isDisposed &&
+      this.isAttached &&
+      this.isVisible &&
+      !this._paused &&
+      !this._suspended
+    );
   }
 
-  private _onDeviceChanged(_: DevicesModel, device: { id: string; name: string; status: string }): void {
+  private _onDeviceChanged(
+    _: DevicesModel,
+    device: { id: string; name: string; status: string }
+  ): void {
     if (device.id !== this.deviceId) {
       return;
     }
@@ -275,7 +296,11 @@ export class CameraViewer extends Widget {
       // The board came (back): try now rather than waiting for the backoff.
       this._attempts = 0;
       this._maybeStart();
-    } else if (device.status !== 'connected' && !this._socket && this._state !== 'paused') {
+    } else if (
+      device.status !== 'connected' &&
+      !this._socket &&
+      this._state !== 'paused'
+    ) {
       this._setMessage(this._notConnectedText(device.status));
     }
   }
@@ -359,10 +384,15 @@ export class CameraViewer extends Widget {
     if (device && device.status !== 'connected') {
       this._setMessage(this._notConnectedText(device.status));
     } else {
-      this._setMessage(`Camera stream closed${reason ? `: ${reason}` : ''}. Retrying…`);
+      this._setMessage(
+        `Camera stream closed${reason ? `: ${reason}` : ''}. Retrying…`
+      );
     }
     this._attempts += 1;
-    const delay = Math.min(10000, 500 * Math.pow(2, Math.min(this._attempts, 5)));
+    const delay = Math.min(
+      10000,
+      500 * Math.pow(2, Math.min(this._attempts, 5))
+    );
     this._retryTimer = setTimeout(() => {
       this._retryTimer = null;
       this._maybeStart();
@@ -448,7 +478,7 @@ export class CameraViewer extends Widget {
           bitmap = await createImageBitmap(
             new Blob([frame.image as BlobPart], { type: 'image/jpeg' })
           );
-        } catch (error) {
+        } catch {
           continue;
         }
         if (this.isDisposed || !this._socket) {
@@ -571,9 +601,11 @@ export class CameraViewer extends Widget {
       const item = document.createElement('span');
       item.className = `jp-RemoteDevice-overlayItem`;
       item.dataset.stat = k;
-      item.textContent = `${v} ${k === 'size' || k === 'latency' ? '' : k}`.trim();
+      item.textContent =
+        `${v} ${k === 'size' || k === 'latency' ? '' : k}`.trim();
       if (k === 'latency') {
-        item.title = 'now − captured_at; the board clock may differ from this computer’s';
+        item.title =
+          'now − captured_at; the board clock may differ from this computer’s';
         item.textContent = `latency ${v}`;
       }
       this._overlay.appendChild(item);
@@ -601,7 +633,10 @@ export class CameraViewer extends Widget {
   private _deviceName: string;
   private _settings: IStreamSettings;
   private _socketFactory: SocketFactory;
-  private _saveSnapshot?: (jpeg: Uint8Array, viewer: CameraViewer) => Promise<string>;
+  private _saveSnapshot?: (
+    jpeg: Uint8Array,
+    viewer: CameraViewer
+  ) => Promise<string>;
   private _stage: HTMLDivElement;
   private _canvas: HTMLCanvasElement;
   private _overlay: HTMLDivElement;
@@ -708,17 +743,26 @@ export class CameraPanel extends MainAreaWidget<CameraViewer> {
       const paused = viewer.paused;
       pauseButton.node.dataset.paused = String(paused);
       const btn = pauseButton.node.querySelector('button');
-      const lbl = pauseButton.node.querySelector('.jp-ToolbarButtonComponent-label');
+      const lbl = pauseButton.node.querySelector(
+        '.jp-ToolbarButtonComponent-label'
+      );
       if (lbl) {
         lbl.textContent = paused ? 'Resume' : 'Pause';
       }
       if (btn) {
-        btn.setAttribute('title', paused ? 'Resume the stream' : 'Pause the stream');
+        btn.setAttribute(
+          'title',
+          paused ? 'Resume the stream' : 'Pause the stream'
+        );
         btn.setAttribute('aria-pressed', String(paused));
       }
-      const iconHost = pauseButton.node.querySelector('.jp-ToolbarButtonComponent-icon');
+      const iconHost = pauseButton.node.querySelector(
+        '.jp-ToolbarButtonComponent-icon'
+      );
       if (iconHost) {
-        (paused ? runIcon : pauseIcon).element({ container: iconHost as HTMLElement });
+        (paused ? runIcon : pauseIcon).element({
+          container: iconHost as HTMLElement
+        });
       }
     };
     viewer.stateChanged.connect(() => updatePause());
@@ -747,7 +791,10 @@ export class CameraPanel extends MainAreaWidget<CameraViewer> {
     const fps = selectItem(
       'jp-RemoteDevice-fps',
       'Frame rate cap (0 = as fast as the board delivers)',
-      FPS_CAPS.map(f => ({ value: String(f), label: f === 0 ? 'max fps' : `${f} fps` })),
+      FPS_CAPS.map(f => ({
+        value: String(f),
+        label: f === 0 ? 'max fps' : `${f} fps`
+      })),
       String(s.fps),
       value => viewer.updateSettings({ fps: parseFloat(value) })
     );
@@ -773,7 +820,8 @@ export class CameraPanel extends MainAreaWidget<CameraViewer> {
       new ToolbarButton({
         icon: addIcon,
         className: 'jp-RemoteDevice-newView',
-        tooltip: 'Open another view of this camera beside this one (the board streams once)',
+        tooltip:
+          'Open another view of this camera beside this one (the board streams once)',
         onClick: () => this.newViewRequested?.()
       })
     );
@@ -783,7 +831,8 @@ export class CameraPanel extends MainAreaWidget<CameraViewer> {
         icon: snapshotIcon,
         label: 'Snapshot',
         className: 'jp-RemoteDevice-snapshot',
-        tooltip: 'Save the current frame as a JPEG in the file browser’s folder',
+        tooltip:
+          'Save the current frame as a JPEG in the file browser’s folder',
         onClick: () => {
           void this.snapshotRequested();
         }

@@ -28,7 +28,10 @@ export interface ICameraSpec {
   camera?: string | number;
 }
 
-export class CellCameraRenderer extends Widget implements IRenderMime.IRenderer {
+export class CellCameraRenderer
+  extends Widget
+  implements IRenderMime.IRenderer
+{
   constructor(
     private _model: DevicesModel,
     private _openTab: ((deviceId: string, name: string) => void) | null
@@ -92,9 +95,12 @@ export class CellCameraRenderer extends Widget implements IRenderMime.IRenderer 
     if (spec.device_id && this._openTab) {
       const link = document.createElement('button');
       link.type = 'button';
-      link.className = 'jp-Button jp-mod-minimal jp-mod-small jp-RemoteDevice-cellOpenTab';
+      link.className =
+        'jp-Button jp-mod-minimal jp-mod-small jp-RemoteDevice-cellOpenTab';
       link.textContent = 'Open in a tab';
-      link.addEventListener('click', () => this._openTab?.(String(spec.device_id), name));
+      link.addEventListener('click', () =>
+        this._openTab?.(String(spec.device_id), name)
+      );
       this._caption.appendChild(link);
     }
     this.node.dataset.live = String(live);

@@ -12,13 +12,24 @@ import {
 } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { Contents } from '@jupyterlab/services';
-import { fileIcon, folderIcon, LabIcon, newFolderIcon, refreshIcon } from '@jupyterlab/ui-components';
+import {
+  fileIcon,
+  folderIcon,
+  LabIcon,
+  newFolderIcon,
+  refreshIcon
+} from '@jupyterlab/ui-components';
 import type { Drag } from '@lumino/dragdrop';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { IDevice, IJob } from '../api';
-import { bytesToBase64, IFileEntry, IFilesApi, restFilesApi } from '../filesapi';
+import {
+  bytesToBase64,
+  IFileEntry,
+  IFilesApi,
+  restFilesApi
+} from '../filesapi';
 import { DevicesModel, Format, isJobFinished } from '../model';
 import { followJob, jobProgress } from './jobs';
 import { h } from './sidebar';
@@ -56,7 +67,11 @@ export async function saveToWorkspace(
   chunkSize = SAVE_CHUNK
 ): Promise<void> {
   if (data.length <= chunkSize) {
-    await contents.save(path, { type: 'file', format: 'base64', content: bytesToBase64(data) });
+    await contents.save(path, {
+      type: 'file',
+      format: 'base64',
+      content: bytesToBase64(data)
+    });
     return;
   }
   for (let start = 0, n = 1; start < data.length; start += chunkSize, n++) {
@@ -85,7 +100,10 @@ export namespace DeviceFilesPanel {
 }
 
 /** Format a modification time (epoch seconds) compactly. */
-export function formatMtime(mtime: number | null | undefined, now = Date.now()): string {
+export function formatMtime(
+  mtime: number | null | undefined,
+  now = Date.now()
+): string {
   if (mtime === null || mtime === undefined || !isFinite(mtime)) {
     return '';
   }
@@ -197,13 +215,23 @@ export class DeviceFilesPanel extends Widget {
         return;
       }
       const entries = [...(listing.entries ?? [])].sort((a, b) =>
-        a.type !== b.type ? (a.type === 'directory' ? -1 : 1) : a.name.localeCompare(b.name)
+        a.type !== b.type
+          ? a.type === 'directory'
+            ? -1
+            : 1
+          : a.name.localeCompare(b.name)
       );
       this._listings.set(path, entries);
       this._errors.delete(path);
       // Forget expanded sub-folders that are gone.
       for (const p of [...this._expanded]) {
-        if (p && PathExt.dirname(p) === path && !entries.some(e => e.type === 'directory' && joinDevicePath(path, e.name) === p)) {
+        if (
+          p &&
+          PathExt.dirname(p) === path &&
+          !entries.some(
+            e => e.type === 'directory' && joinDevicePath(path, e.name) === p
+          )
+        ) {
           this._expanded.delete(p);
         }
       }
@@ -223,7 +251,9 @@ export class DeviceFilesPanel extends Widget {
 
   /** Reload every expanded folder. */
   async refresh(): Promise<void> {
-    const paths = [...this._expanded].filter(p => p === '' || this._isVisible(p));
+    const paths = [...this._expanded].filter(
+      p => p === '' || this._isVisible(p)
+    );
     await Promise.all(paths.map(p => this.load(p)));
   }
 
@@ -280,8 +310,16 @@ export class DeviceFilesPanel extends Widget {
       return;
     }
     const name = PathExt.basename(path);
-    const result = await InputDialog.getText({ title: `Rename ${name}`, label: 'New name', text: name });
-    if (!result.button.accept || result.value === null || result.value.trim() === name) {
+    const result = await InputDialog.getText({
+      title: `Rename ${name}`,
+      label: 'New name',
+      text: name
+    });
+    if (
+      !result.button.accept ||
+      result.value === null ||
+      result.value.trim() === name
+    ) {
       return;
     }
     const bad = checkName(result.value);
@@ -311,7 +349,10 @@ export class DeviceFilesPanel extends Widget {
     }
     const name = PathExt.basename(path);
     const ok = await showDialog({
-      title: type === 'directory' ? 'Delete folder on the board' : 'Delete file on the board',
+      title:
+        type === 'directory'
+          ? 'Delete folder on the board'
+          : 'Delete file on the board',
       body:
         type === 'directory'
           ? `Delete the folder "${path}" and everything in it from ${this._deviceName()}? This cannot be undone.`
@@ -380,11 +421,17 @@ export class DeviceFilesPanel extends Widget {
         transfer.total = files.reduce((n, f) => n + f.size, 0);
         count = files.length;
         for (const rel of ['', ...dirs]) {
-          await contents.save(rel ? PathExt.join(target, rel) : target, { type: 'directory' });
+          await contents.save(rel ? PathExt.join(target, rel) : target, {
+            type: 'directory'
+          });
         }
         for (const f of files) {
           transfer.saving = false;
-          const data = await this._api.download(id, joinDevicePath(path, f.rel), progress(bytes));
+          const data = await this._api.download(
+            id,
+            joinDevicePath(path, f.rel),
+            progress(bytes)
+          );
           transfer.saving = true;
           this._renderTransfers();
           await saveToWorkspace(contents, PathExt.join(target, f.rel), data);
@@ -411,7 +458,9 @@ export class DeviceFilesPanel extends Widget {
     } catch (error) {
       transfer.state = 'failed';
       transfer.error = errorText(error);
-      Notification.error(`Could not pull ${name}: ${transfer.error}`, { autoClose: false });
+      Notification.error(`Could not pull ${name}: ${transfer.error}`, {
+        autoClose: false
+      });
       return null;
     } finally {
       this._finishTransfer(key);
@@ -428,7 +477,10 @@ export class DeviceFilesPanel extends Widget {
     const queue = [''];
     while (queue.length) {
       const rel = queue.shift()!;
-      const listing = await this._api.list(id, rel ? joinDevicePath(root, rel) : root);
+      const listing = await this._api.list(
+        id,
+        rel ? joinDevicePath(root, rel) : root
+      );
       for (const e of listing.entries ?? []) {
         const child = rel ? `${rel}/${e.name}` : e.name;
         if (e.type === 'directory') {
@@ -438,7 +490,9 @@ export class DeviceFilesPanel extends Widget {
           files.push({ rel: child, size: e.size });
         }
         if (dirs.length + files.length > MAX_PULL_ENTRIES) {
-          throw new Error(`${root} holds more than ${MAX_PULL_ENTRIES} entries: pull its sub-folders one by one.`);
+          throw new Error(
+            `${root} holds more than ${MAX_PULL_ENTRIES} entries: pull its sub-folders one by one.`
+          );
         }
       }
     }
@@ -506,7 +560,11 @@ export class DeviceFilesPanel extends Widget {
         this._setDropTarget(null);
         const paths = e.mimeData.getData(CONTENTS_MIME);
         e.dropAction = e.proposedAction;
-        const list: string[] = Array.isArray(paths) ? paths : typeof paths === 'string' ? [paths] : [];
+        const list: string[] = Array.isArray(paths)
+          ? paths
+          : typeof paths === 'string'
+            ? [paths]
+            : [];
         if (list.length) {
           void this.push(list, folder);
         }
@@ -519,13 +577,23 @@ export class DeviceFilesPanel extends Widget {
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
-    for (const type of ['lm-dragenter', 'lm-dragover', 'lm-dragleave', 'lm-drop']) {
+    for (const type of [
+      'lm-dragenter',
+      'lm-dragover',
+      'lm-dragleave',
+      'lm-drop'
+    ]) {
       this.node.addEventListener(type, this);
     }
   }
 
   protected onBeforeDetach(msg: Message): void {
-    for (const type of ['lm-dragenter', 'lm-dragover', 'lm-dragleave', 'lm-drop']) {
+    for (const type of [
+      'lm-dragenter',
+      'lm-dragover',
+      'lm-dragleave',
+      'lm-drop'
+    ]) {
       this.node.removeEventListener(type, this);
     }
     super.onBeforeDetach(msg);
@@ -533,19 +601,25 @@ export class DeviceFilesPanel extends Widget {
 
   /** The folder node a drop at `el` goes into (the tree root node for ''). */
   private _dropFolderNode(el: HTMLElement | null): HTMLElement | null {
-    const item = el?.closest?.('.jp-RemoteDevice-fileRow') as HTMLElement | null;
+    const item = el?.closest?.(
+      '.jp-RemoteDevice-fileRow'
+    ) as HTMLElement | null;
     if (item && this.node.contains(item)) {
       if (item.dataset.type === 'directory') {
         return item;
       }
-      const parent = item.parentElement?.closest('.jp-RemoteDevice-fileRow, .jp-RemoteDevice-fileTree') as HTMLElement | null;
+      const parent = item.parentElement?.closest(
+        '.jp-RemoteDevice-fileRow, .jp-RemoteDevice-fileTree'
+      ) as HTMLElement | null;
       return parent;
     }
     return this.node.querySelector('.jp-RemoteDevice-fileTree');
   }
 
   private _setDropTarget(node: HTMLElement | null): void {
-    for (const el of Array.from(this.node.querySelectorAll('.jp-mod-dropTarget'))) {
+    for (const el of Array.from(
+      this.node.querySelectorAll('.jp-mod-dropTarget')
+    )) {
       if (el !== node) {
         el.classList.remove('jp-mod-dropTarget');
       }
@@ -576,7 +650,9 @@ export class DeviceFilesPanel extends Widget {
     if (key) {
       const t = this._transfers.get(key);
       if (t) {
-        t.done = job.bytes_total ? job.bytes_done : Math.round(jobProgress(job) * 100);
+        t.done = job.bytes_total
+          ? job.bytes_done
+          : Math.round(jobProgress(job) * 100);
         t.total = job.bytes_total || 100;
         t.state = job.state;
         t.error = job.error ?? undefined;
@@ -618,7 +694,9 @@ export class DeviceFilesPanel extends Widget {
   private _onDevices(): void {
     const connected = this._model.connectedDevices;
     this.setHidden(connected.length === 0);
-    const current = this._deviceId ? this._model.get(this._deviceId) : undefined;
+    const current = this._deviceId
+      ? this._model.get(this._deviceId)
+      : undefined;
     if (!current || current.status !== 'connected') {
       this.setDevice(connected.length ? connected[0].id : null);
     }
@@ -630,12 +708,16 @@ export class DeviceFilesPanel extends Widget {
   }
 
   private _deviceName(): string {
-    const d: IDevice | undefined = this._deviceId ? this._model.get(this._deviceId) : undefined;
+    const d: IDevice | undefined = this._deviceId
+      ? this._model.get(this._deviceId)
+      : undefined;
     return d?.name ?? 'the board';
   }
 
   private _entry(path: string): IFileEntry | undefined {
-    return this._listings.get(parentOf(path))?.find(e => e.name === PathExt.basename(path));
+    return this._listings
+      .get(parentOf(path))
+      ?.find(e => e.name === PathExt.basename(path));
   }
 
   private _isVisible(path: string): boolean {
@@ -651,7 +733,12 @@ export class DeviceFilesPanel extends Widget {
     }
   }
 
-  private _button(label: string | LabIcon, cls: string, title: string, onClick: () => void): HTMLButtonElement {
+  private _button(
+    label: string | LabIcon,
+    cls: string,
+    title: string,
+    onClick: () => void
+  ): HTMLButtonElement {
     const btn = h(
       'button',
       {
@@ -660,7 +747,12 @@ export class DeviceFilesPanel extends Widget {
         title,
         'aria-label': title
       },
-      typeof label === 'string' ? label : label.element({ tag: 'span', className: 'jp-RemoteDevice-fileActionIcon' })
+      typeof label === 'string'
+        ? label
+        : label.element({
+            tag: 'span',
+            className: 'jp-RemoteDevice-fileActionIcon'
+          })
     ) as HTMLButtonElement;
     btn.addEventListener('click', event => {
       event.stopPropagation();
@@ -680,7 +772,8 @@ export class DeviceFilesPanel extends Widget {
     const active = document.activeElement as HTMLElement | null;
     const focusPath =
       active && node.contains(active)
-        ? ((active.closest('.jp-RemoteDevice-fileRow') as HTMLElement | null)?.dataset.path ?? null)
+        ? ((active.closest('.jp-RemoteDevice-fileRow') as HTMLElement | null)
+            ?.dataset.path ?? null)
         : null;
     node.textContent = '';
     const connected = this._model.connectedDevices;
@@ -703,14 +796,33 @@ export class DeviceFilesPanel extends Widget {
       select.addEventListener('change', () => this.setDevice(select.value));
       header.appendChild(select);
     } else if (connected.length === 1) {
-      header.appendChild(h('span', { class: 'jp-RemoteDevice-filesDeviceName', title: connected[0].name }, connected[0].name));
+      header.appendChild(
+        h(
+          'span',
+          {
+            class: 'jp-RemoteDevice-filesDeviceName',
+            title: connected[0].name
+          },
+          connected[0].name
+        )
+      );
     }
     const tools = h('span', { class: 'jp-RemoteDevice-filesTools' });
     tools.appendChild(
-      this._button(newFolderIcon, 'jp-RemoteDevice-files-mkdir', 'New folder in the board’s root', () => void this.newFolder(''))
+      this._button(
+        newFolderIcon,
+        'jp-RemoteDevice-files-mkdir',
+        'New folder in the board’s root',
+        () => void this.newFolder('')
+      )
     );
     tools.appendChild(
-      this._button(refreshIcon, 'jp-RemoteDevice-files-refresh', 'Reload the board’s files', () => void this.refresh())
+      this._button(
+        refreshIcon,
+        'jp-RemoteDevice-files-refresh',
+        'Reload the board’s files',
+        () => void this.refresh()
+      )
     );
     header.appendChild(tools);
     node.appendChild(header);
@@ -719,7 +831,13 @@ export class DeviceFilesPanel extends Widget {
     this._transfersNode = transfers;
     this._renderTransfers();
     if (!this._deviceId) {
-      node.appendChild(h('div', { class: 'jp-RemoteDevice-filesEmpty' }, 'Connect a board to browse its files.'));
+      node.appendChild(
+        h(
+          'div',
+          { class: 'jp-RemoteDevice-filesEmpty' },
+          'Connect a board to browse its files.'
+        )
+      );
       return;
     }
     const tree = h('ul', {
@@ -739,18 +857,38 @@ export class DeviceFilesPanel extends Widget {
     }
   }
 
-  private _renderFolder(container: HTMLElement, path: string, depth: number): void {
+  private _renderFolder(
+    container: HTMLElement,
+    path: string,
+    depth: number
+  ): void {
     const error = this._errors.get(path);
     const entries = this._listings.get(path);
     if (error) {
       container.appendChild(
-        h('li', { class: 'jp-RemoteDevice-filesError', role: 'none', style: `padding-left: ${8 + depth * 14}px` }, error)
+        h(
+          'li',
+          {
+            class: 'jp-RemoteDevice-filesError',
+            role: 'none',
+            style: `padding-left: ${8 + depth * 14}px`
+          },
+          error
+        )
       );
     }
     if (!entries) {
       if (this._loading.has(path)) {
         container.appendChild(
-          h('li', { class: 'jp-RemoteDevice-filesLoading', role: 'none', style: `padding-left: ${8 + depth * 14}px` }, 'Loading…')
+          h(
+            'li',
+            {
+              class: 'jp-RemoteDevice-filesLoading',
+              role: 'none',
+              style: `padding-left: ${8 + depth * 14}px`
+            },
+            'Loading…'
+          )
         );
       }
       return;
@@ -759,8 +897,14 @@ export class DeviceFilesPanel extends Widget {
       container.appendChild(
         h(
           'li',
-          { class: 'jp-RemoteDevice-filesEmpty', role: 'none', style: `padding-left: ${8 + depth * 14}px` },
-          path ? '(empty folder)' : 'No files yet. Drop files here from the file browser.'
+          {
+            class: 'jp-RemoteDevice-filesEmpty',
+            role: 'none',
+            style: `padding-left: ${8 + depth * 14}px`
+          },
+          path
+            ? '(empty folder)'
+            : 'No files yet. Drop files here from the file browser.'
         )
       );
     }
@@ -783,16 +927,33 @@ export class DeviceFilesPanel extends Widget {
     });
     const item = h(
       'div',
-      { class: 'jp-RemoteDevice-fileItem', style: `padding-left: ${4 + depth * 14}px`, tabindex: '0' },
-      h('span', { class: 'jp-RemoteDevice-fileTwisty', 'aria-hidden': 'true' }, isDir ? (expanded ? '▾' : '▸') : ''),
-      (isDir ? folderIcon : fileIcon).element({ tag: 'span', className: 'jp-RemoteDevice-fileIcon' }),
+      {
+        class: 'jp-RemoteDevice-fileItem',
+        style: `padding-left: ${4 + depth * 14}px`,
+        tabindex: '0'
+      },
+      h(
+        'span',
+        { class: 'jp-RemoteDevice-fileTwisty', 'aria-hidden': 'true' },
+        isDir ? (expanded ? '▾' : '▸') : ''
+      ),
+      (isDir ? folderIcon : fileIcon).element({
+        tag: 'span',
+        className: 'jp-RemoteDevice-fileIcon'
+      }),
       h('span', { class: 'jp-RemoteDevice-fileName', title: path }, entry.name),
-      h('span', { class: 'jp-RemoteDevice-fileSize' }, isDir ? '' : Format.bytes(entry.size)),
+      h(
+        'span',
+        { class: 'jp-RemoteDevice-fileSize' },
+        isDir ? '' : Format.bytes(entry.size)
+      ),
       h(
         'span',
         {
           class: 'jp-RemoteDevice-fileMtime',
-          title: entry.mtime ? new Date(entry.mtime * 1000).toLocaleString() : undefined
+          title: entry.mtime
+            ? new Date(entry.mtime * 1000).toLocaleString()
+            : undefined
         },
         formatMtime(entry.mtime)
       )
@@ -800,17 +961,37 @@ export class DeviceFilesPanel extends Widget {
     const actions = h('span', { class: 'jp-RemoteDevice-fileActions' });
     if (isDir) {
       actions.appendChild(
-        this._button('+', 'jp-RemoteDevice-fileAction-mkdir', `New folder in ${entry.name}`, () => void this.newFolder(path))
+        this._button(
+          '+',
+          'jp-RemoteDevice-fileAction-mkdir',
+          `New folder in ${entry.name}`,
+          () => void this.newFolder(path)
+        )
       );
     }
     actions.appendChild(
-      this._button('⤓', 'jp-RemoteDevice-fileAction-pull', `Pull ${entry.name} to the workspace`, () => void this.pull(path))
+      this._button(
+        '⤓',
+        'jp-RemoteDevice-fileAction-pull',
+        `Pull ${entry.name} to the workspace`,
+        () => void this.pull(path)
+      )
     );
     actions.appendChild(
-      this._button('✎', 'jp-RemoteDevice-fileAction-rename', `Rename ${entry.name}`, () => void this.rename(path))
+      this._button(
+        '✎',
+        'jp-RemoteDevice-fileAction-rename',
+        `Rename ${entry.name}`,
+        () => void this.rename(path)
+      )
     );
     actions.appendChild(
-      this._button('✕', 'jp-RemoteDevice-fileAction-delete', `Delete ${entry.name}`, () => void this.remove(path, entry.type))
+      this._button(
+        '✕',
+        'jp-RemoteDevice-fileAction-delete',
+        `Delete ${entry.name}`,
+        () => void this.remove(path, entry.type)
+      )
     );
     item.appendChild(actions);
     if (isDir) {
@@ -836,7 +1017,10 @@ export class DeviceFilesPanel extends Widget {
     });
     li.appendChild(item);
     if (expanded) {
-      const group = h('ul', { class: 'jp-RemoteDevice-fileGroup', role: 'group' });
+      const group = h('ul', {
+        class: 'jp-RemoteDevice-fileGroup',
+        role: 'group'
+      });
       this._renderFolder(group, path, depth + 1);
       li.appendChild(group);
     }
@@ -850,7 +1034,12 @@ export class DeviceFilesPanel extends Widget {
     }
     node.textContent = '';
     for (const t of this._transfers.values()) {
-      const fraction = t.state === 'done' ? 1 : t.total > 0 ? Math.min(1, t.done / t.total) : 0;
+      const fraction =
+        t.state === 'done'
+          ? 1
+          : t.total > 0
+            ? Math.min(1, t.done / t.total)
+            : 0;
       const progress = h('progress', {
         class: 'jp-RemoteDevice-transferBar',
         max: '1',
@@ -862,8 +1051,8 @@ export class DeviceFilesPanel extends Widget {
           ? t.saving
             ? 'saving into the workspace…'
             : t.total
-            ? `${Format.bytes(t.done)} of ${Format.bytes(t.total)}`
-            : 'starting…'
+              ? `${Format.bytes(t.done)} of ${Format.bytes(t.total)}`
+              : 'starting…'
           : t.state === 'done'
             ? 'done'
             : t.state === 'cancelled'
@@ -877,16 +1066,25 @@ export class DeviceFilesPanel extends Widget {
           'data-state': t.state,
           title: t.error ?? undefined
         },
-        h('div', { class: 'jp-RemoteDevice-transferLabel' }, `${verb} ${t.label}`),
+        h(
+          'div',
+          { class: 'jp-RemoteDevice-transferLabel' },
+          `${verb} ${t.label}`
+        ),
         progress,
         h('div', { class: 'jp-RemoteDevice-transferStatus' }, status)
       );
       if (t.state === 'failed') {
         row.appendChild(
-          this._button('Dismiss', 'jp-RemoteDevice-transferDismiss', 'Hide this message', () => {
-            this._transfers.delete(t.key);
-            this._renderTransfers();
-          })
+          this._button(
+            'Dismiss',
+            'jp-RemoteDevice-transferDismiss',
+            'Hide this message',
+            () => {
+              this._transfers.delete(t.key);
+              this._renderTransfers();
+            }
+          )
         );
       }
       node.appendChild(row);

@@ -44,7 +44,11 @@ export function jobProgress(job: IJob): number {
  * Follow one job in a notification until it ends. Resolves with the last
  * state of the job.
  */
-export function followJob(model: DevicesModel, job: IJob, what: string): Promise<IJob> {
+export function followJob(
+  model: DevicesModel,
+  job: IJob,
+  what: string
+): Promise<IJob> {
   let cancelled = false;
   let latest: IJob = model.getJob(job.id) ?? job;
   const id = Notification.emit(describeJob(latest, what), 'in-progress', {
@@ -61,7 +65,9 @@ export function followJob(model: DevicesModel, job: IJob, what: string): Promise
           }
           cancelled = true;
           model.cancelJob(job.id).catch(error => {
-            Notification.error(`Could not cancel: ${error.message ?? error}`, { autoClose: 5000 });
+            Notification.error(`Could not cancel: ${error.message ?? error}`, {
+              autoClose: 5000
+            });
           });
         }
       }
@@ -76,7 +82,12 @@ export function followJob(model: DevicesModel, job: IJob, what: string): Promise
   const apply = () => {
     timer = null;
     if (isJobFinished(latest)) {
-      const type = latest.state === 'done' ? 'success' : latest.state === 'cancelled' ? 'warning' : 'error';
+      const type =
+        latest.state === 'done'
+          ? 'success'
+          : latest.state === 'cancelled'
+            ? 'warning'
+            : 'error';
       Notification.update({
         id,
         message: describeJob(latest, what),

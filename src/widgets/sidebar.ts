@@ -113,8 +113,12 @@ export class DevicesList extends Widget {
     const scroll = node.scrollTop;
     const active = document.activeElement as HTMLElement | null;
     if (active && node.contains(active)) {
-      const rowNode = active.closest('.jp-RemoteDevice-row') as HTMLElement | null;
-      const action = [...active.classList].find(c => c.startsWith('jp-RemoteDevice-action-'));
+      const rowNode = active.closest(
+        '.jp-RemoteDevice-row'
+      ) as HTMLElement | null;
+      const action = [...active.classList].find(c =>
+        c.startsWith('jp-RemoteDevice-action-')
+      );
       if (rowNode?.dataset.deviceId && action) {
         this._focus = { id: rowNode.dataset.deviceId, action };
       }
@@ -124,7 +128,10 @@ export class DevicesList extends Widget {
     if (banner) {
       node.appendChild(banner);
     }
-    if (this._model.eventsState === 'closed' && this._model.server.kind !== 'missing') {
+    if (
+      this._model.eventsState === 'closed' &&
+      this._model.server.kind !== 'missing'
+    ) {
       node.appendChild(
         h(
           'div',
@@ -167,7 +174,11 @@ export class DevicesList extends Widget {
   /** Reuse a row's DOM when nothing it shows changed. */
   private _keyedRow(device: IDevice): HTMLElement {
     const pending = this._model.isPending(device.id);
-    const key = JSON.stringify([device, pending, this._commands.isEnabled(CommandIDs.removeDevice, { id: device.id })]);
+    const key = JSON.stringify([
+      device,
+      pending,
+      this._commands.isEnabled(CommandIDs.removeDevice, { id: device.id })
+    ]);
     const cached = this._rows.get(device.id);
     if (cached && cached.key === key) {
       return cached.node;
@@ -182,14 +193,20 @@ export class DevicesList extends Widget {
       case 'missing':
         return h(
           'div',
-          { class: 'jp-RemoteDevice-banner jp-mod-error', 'data-server': 'missing' },
+          {
+            class: 'jp-RemoteDevice-banner jp-mod-error',
+            'data-server': 'missing'
+          },
           h('strong', {}, 'Server extension missing. '),
           state.message
         );
       case 'mismatch':
         return h(
           'div',
-          { class: 'jp-RemoteDevice-banner jp-mod-warning', 'data-server': 'mismatch' },
+          {
+            class: 'jp-RemoteDevice-banner jp-mod-warning',
+            'data-server': 'mismatch'
+          },
           h('strong', {}, 'Version mismatch. '),
           `The server extension is version ${state.version || '(unknown)'} ` +
             `but this JupyterLab extension is version ${state.frontend}. ` +
@@ -198,7 +215,10 @@ export class DevicesList extends Widget {
       case 'unreachable':
         return h(
           'div',
-          { class: 'jp-RemoteDevice-banner jp-mod-error', 'data-server': 'unreachable' },
+          {
+            class: 'jp-RemoteDevice-banner jp-mod-error',
+            'data-server': 'unreachable'
+          },
           h('strong', {}, 'Cannot reach the server extension. '),
           state.message
         );
@@ -208,9 +228,14 @@ export class DevicesList extends Widget {
   }
 
   private _emptyState(): HTMLElement {
-    const loading = !this._model.loaded && this._model.server.kind === 'unknown';
+    const loading =
+      !this._model.loaded && this._model.server.kind === 'unknown';
     if (loading) {
-      return h('div', { class: 'jp-RemoteDevice-empty' }, 'Looking for boards…');
+      return h(
+        'div',
+        { class: 'jp-RemoteDevice-empty' },
+        'Looking for boards…'
+      );
     }
     return h(
       'div',
@@ -233,9 +258,21 @@ export class DevicesList extends Widget {
       h(
         'ul',
         {},
-        h('li', {}, 'the board and this Jupyter server are on the same subnet (mDNS does not cross routers);'),
-        h('li', {}, 'the access point has no client (AP) isolation, which blocks traffic between Wi-Fi clients;'),
-        h('li', {}, 'no firewall on the board or in between blocks TCP port 18861 (or 18812 for MaixPy’s rpyc server);'),
+        h(
+          'li',
+          {},
+          'the board and this Jupyter server are on the same subnet (mDNS does not cross routers);'
+        ),
+        h(
+          'li',
+          {},
+          'the access point has no client (AP) isolation, which blocks traffic between Wi-Fi clients;'
+        ),
+        h(
+          'li',
+          {},
+          'no firewall on the board or in between blocks TCP port 18861 (or 18812 for MaixPy’s rpyc server);'
+        ),
         h('li', {}, 'you can reach it by address: Add device… with its IP.')
       )
     );
@@ -266,7 +303,8 @@ export class DevicesList extends Widget {
 
   private _row(device: IDevice): HTMLElement {
     const pending = this._model.isPending(device.id);
-    const status = pending && device.status !== 'connected' ? 'connecting' : device.status;
+    const status =
+      pending && device.status !== 'connected' ? 'connecting' : device.status;
     const args = { id: device.id };
     const row = h('li', {
       class: `jp-RemoteDevice-row jp-mod-${status}`,
@@ -284,31 +322,83 @@ export class DevicesList extends Widget {
         'div',
         { class: 'jp-RemoteDevice-rowHeader' },
         dot,
-        h('span', { class: 'jp-RemoteDevice-name', title: device.name }, device.name || device.host),
-        h('span', { class: 'jp-RemoteDevice-statusText' }, STATUS_LABELS[status] ?? status)
+        h(
+          'span',
+          { class: 'jp-RemoteDevice-name', title: device.name },
+          device.name || device.host
+        ),
+        h(
+          'span',
+          { class: 'jp-RemoteDevice-statusText' },
+          STATUS_LABELS[status] ?? status
+        )
       )
     );
-    const kind = device.kind ? ` · ${device.kind === 'classic' ? 'rpyc classic' : 'agent'}` : '';
+    const kind = device.kind
+      ? ` · ${device.kind === 'classic' ? 'rpyc classic' : 'agent'}`
+      : '';
     row.appendChild(
       h(
         'div',
         { class: 'jp-RemoteDevice-address' },
-        h('span', { class: 'jp-RemoteDevice-hostport' }, `${device.host}:${device.port}`),
-        h('span', { class: 'jp-RemoteDevice-source' }, ` · ${SOURCE_LABELS[device.source] ?? device.source}${kind}`)
+        h(
+          'span',
+          { class: 'jp-RemoteDevice-hostport' },
+          `${device.host}:${device.port}`
+        ),
+        h(
+          'span',
+          { class: 'jp-RemoteDevice-source' },
+          ` · ${SOURCE_LABELS[device.source] ?? device.source}${kind}`
+        )
       )
     );
     if (device.error && status !== 'connected') {
-      row.appendChild(h('div', { class: 'jp-RemoteDevice-error', title: device.error }, device.error));
+      row.appendChild(
+        h(
+          'div',
+          { class: 'jp-RemoteDevice-error', title: device.error },
+          device.error
+        )
+      );
     }
     if (device.status === 'connected' && device.info) {
       row.appendChild(this._info(device));
     }
     const actions = h('div', { class: 'jp-RemoteDevice-actions' });
     if (device.status === 'connected') {
-      actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-action-disconnect'));
-      actions.appendChild(this._button('Camera', CommandIDs.openCamera, args, 'jp-RemoteDevice-action-camera'));
-      actions.appendChild(this._button('Notebook', CommandIDs.openNotebook, args, 'jp-RemoteDevice-action-notebook'));
-      actions.appendChild(this._button('Push file…', CommandIDs.pushFile, args, 'jp-RemoteDevice-action-push'));
+      actions.appendChild(
+        this._button(
+          'Disconnect',
+          CommandIDs.disconnect,
+          args,
+          'jp-RemoteDevice-action-disconnect'
+        )
+      );
+      actions.appendChild(
+        this._button(
+          'Camera',
+          CommandIDs.openCamera,
+          args,
+          'jp-RemoteDevice-action-camera'
+        )
+      );
+      actions.appendChild(
+        this._button(
+          'Notebook',
+          CommandIDs.openNotebook,
+          args,
+          'jp-RemoteDevice-action-notebook'
+        )
+      );
+      actions.appendChild(
+        this._button(
+          'Push file…',
+          CommandIDs.pushFile,
+          args,
+          'jp-RemoteDevice-action-push'
+        )
+      );
     } else {
       const btn = this._button(
         status === 'connecting' ? 'Connecting…' : 'Connect',
@@ -326,18 +416,37 @@ export class DevicesList extends Widget {
           this._button(
             'Token…',
             CommandIDs.addDevice,
-            { host: device.host, port: device.port, name: device.name, title: `Token for ${device.name}` },
+            {
+              host: device.host,
+              port: device.port,
+              name: device.name,
+              title: `Token for ${device.name}`
+            },
             'jp-RemoteDevice-action-token'
           )
         );
       }
       if (status === 'connecting' && !pending) {
         // The server is re-opening a lost session: allow giving up.
-        actions.appendChild(this._button('Disconnect', CommandIDs.disconnect, args, 'jp-RemoteDevice-action-disconnect'));
+        actions.appendChild(
+          this._button(
+            'Disconnect',
+            CommandIDs.disconnect,
+            args,
+            'jp-RemoteDevice-action-disconnect'
+          )
+        );
       }
     }
     if (device.source === 'manual' || device.source === 'ssh') {
-      actions.appendChild(this._button('Remove', CommandIDs.removeDevice, args, 'jp-RemoteDevice-action-remove'));
+      actions.appendChild(
+        this._button(
+          'Remove',
+          CommandIDs.removeDevice,
+          args,
+          'jp-RemoteDevice-action-remove'
+        )
+      );
     }
     row.appendChild(actions);
     return row;
@@ -349,7 +458,9 @@ export class DevicesList extends Widget {
       ['Model', info.model ?? info.hostname, 'model'],
       [
         'Arch',
-        [info.platform ? String(info.platform).split('-')[0] : null, info.arch].filter(Boolean).join(' ') || null,
+        [info.platform ? String(info.platform).split('-')[0] : null, info.arch]
+          .filter(Boolean)
+          .join(' ') || null,
         'arch'
       ],
       ['Python', info.python, 'python'],
@@ -374,7 +485,14 @@ export class DevicesList extends Widget {
       }
       dl.appendChild(h('dt', {}, label));
       dl.appendChild(
-        h('dd', { 'data-info': key, title: key === 'arch' ? String(info.platform ?? value) : undefined }, String(value))
+        h(
+          'dd',
+          {
+            'data-info': key,
+            title: key === 'arch' ? String(info.platform ?? value) : undefined
+          },
+          String(value)
+        )
       );
     }
     return dl;
@@ -398,7 +516,9 @@ export class DevicesSidebar extends Panel {
     this.title.label = '';
     const header = new Widget();
     header.addClass('jp-RemoteDevice-header');
-    header.node.appendChild(h('h2', { class: 'jp-RemoteDevice-title' }, 'Devices'));
+    header.node.appendChild(
+      h('h2', { class: 'jp-RemoteDevice-title' }, 'Devices')
+    );
     this.addWidget(header);
     const toolbar = new Toolbar();
     toolbar.addClass('jp-RemoteDevice-toolbar');

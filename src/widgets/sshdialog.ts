@@ -20,26 +20,43 @@ export interface ISshErrors {
 }
 
 /** Validate the SSH form's raw strings. */
-export function validateSsh(raw: { ssh: string; key: string; name: string }): ISshErrors {
+export function validateSsh(raw: {
+  ssh: string;
+  key: string;
+  name: string;
+}): ISshErrors {
   const errors: ISshErrors = {};
   const target = raw.ssh.trim();
   if (!target) {
     errors.ssh = 'Enter user@host (and :port when SSH is not on 22).';
-  } else if (/\s/.test(target) || /^[a-z]+:\/\//i.test(target) || target.includes('/')) {
-    errors.ssh = 'Only user@host[:port], without spaces, scheme or path (e.g. pi@192.168.1.42).';
+  } else if (
+    /\s/.test(target) ||
+    /^[a-z]+:\/\//i.test(target) ||
+    target.includes('/')
+  ) {
+    errors.ssh =
+      'Only user@host[:port], without spaces, scheme or path (e.g. pi@192.168.1.42).';
   } else {
     const m = TARGET_RE.exec(target);
     if (!m) {
-      errors.ssh = 'This is not user@host[:port] (e.g. pi@raspberrypi.local or root@10.0.0.7:2222).';
-    } else if (m[3] !== undefined && (parseInt(m[3], 10) < 1 || parseInt(m[3], 10) > 65535)) {
+      errors.ssh =
+        'This is not user@host[:port] (e.g. pi@raspberrypi.local or root@10.0.0.7:2222).';
+    } else if (
+      m[3] !== undefined &&
+      (parseInt(m[3], 10) < 1 || parseInt(m[3], 10) > 65535)
+    ) {
       errors.ssh = 'The SSH port is between 1 and 65535.';
-    } else if (/^\d+(\.\d+){3}$/.test(m[2]) && m[2].split('.').some(p => parseInt(p, 10) > 255)) {
+    } else if (
+      /^\d+(\.\d+){3}$/.test(m[2]) &&
+      m[2].split('.').some(p => parseInt(p, 10) > 255)
+    ) {
       errors.ssh = 'Each part of an IPv4 address is 0–255.';
     }
   }
   const key = raw.key.trim();
   if (key && !/^(\/|~)/.test(key)) {
-    errors.key = 'The key is a file path on the Jupyter server, e.g. ~/.ssh/id_ed25519.';
+    errors.key =
+      'The key is a file path on the Jupyter server, e.g. ~/.ssh/id_ed25519.';
   } else if (/[\n\r\0]/.test(raw.key) || key.length > 4096) {
     errors.key = 'This is not a file path.';
   }
@@ -50,8 +67,14 @@ export function validateSsh(raw: { ssh: string; key: string; name: string }): IS
 }
 
 /** The POST devices body of an SSH board. */
-export function sshRequest(value: IAddDeviceValue): { ssh: string; key?: string; name?: string } {
-  const body: { ssh: string; key?: string; name?: string } = { ssh: (value.ssh ?? '').trim() };
+export function sshRequest(value: IAddDeviceValue): {
+  ssh: string;
+  key?: string;
+  name?: string;
+} {
+  const body: { ssh: string; key?: string; name?: string } = {
+    ssh: (value.ssh ?? '').trim()
+  };
   if (value.key && value.key.trim()) {
     body.key = value.key.trim();
   }
@@ -68,7 +91,13 @@ export class SshDeviceForm extends Widget {
   constructor(initial: Partial<IAddDeviceValue> = {}) {
     super();
     this.addClass('jp-RemoteDevice-sshForm');
-    const field = (key: string, label: string, value: string, placeholder: string, help?: string) => {
+    const field = (
+      key: string,
+      label: string,
+      value: string,
+      placeholder: string,
+      help?: string
+    ) => {
       const wrap = document.createElement('div');
       wrap.className = 'jp-RemoteDevice-field';
       const id = `jp-remote-device-ssh-${key}-${counter++}`;
@@ -121,14 +150,22 @@ export class SshDeviceForm extends Widget {
       '~/.ssh/id_ed25519',
       'A path on the Jupyter server. Empty: the server’s SSH agent and default keys.'
     );
-    field('name', 'Name (optional)', initial.ssh !== undefined ? (initial.name ?? '') : '', 'my-camera-board');
+    field(
+      'name',
+      'Name (optional)',
+      initial.ssh !== undefined ? (initial.name ?? '') : '',
+      'my-camera-board'
+    );
     const connectWrap = document.createElement('label');
     connectWrap.className = 'jp-RemoteDevice-checkbox';
     this._connect = document.createElement('input');
     this._connect.type = 'checkbox';
     this._connect.name = 'ssh-connect';
     this._connect.checked = initial.connect ?? true;
-    connectWrap.append(this._connect, document.createTextNode(' Connect now (logs in, starts the agent)'));
+    connectWrap.append(
+      this._connect,
+      document.createTextNode(' Connect now (logs in, starts the agent)')
+    );
     this.node.appendChild(connectWrap);
     if (initial.ssh) {
       this._touched.add('ssh');
@@ -177,9 +214,15 @@ export class SshDeviceForm extends Widget {
  * The dialog body with an "Address" and an "SSH" tab. `address` is the
  * existing AddDeviceBody (passed in to keep the modules independent).
  */
-export class AddDeviceTabs extends Widget implements Dialog.IBodyWidget<IAddDeviceValue> {
+export class AddDeviceTabs
+  extends Widget
+  implements Dialog.IBodyWidget<IAddDeviceValue>
+{
   constructor(
-    private _address: Widget & Dialog.IBodyWidget<IAddDeviceValue> & { validate(showAll?: boolean): boolean },
+    private _address: Widget &
+      Dialog.IBodyWidget<IAddDeviceValue> & {
+        validate(showAll?: boolean): boolean;
+      },
     initial: Partial<IAddDeviceValue> = {}
   ) {
     super();
@@ -226,14 +269,20 @@ export class AddDeviceTabs extends Widget implements Dialog.IBodyWidget<IAddDevi
       if (this._mode === 'ssh') {
         this._ssh.focus();
       } else {
-        (this._address.node.querySelector('input[name="host"]') as HTMLInputElement | null)?.focus();
+        (
+          this._address.node.querySelector(
+            'input[name="host"]'
+          ) as HTMLInputElement | null
+        )?.focus();
       }
     });
   }
 
   /** Validate the shown tab; true when valid. */
   validate(showAll = false): boolean {
-    return this._mode === 'ssh' ? this._ssh.validate(showAll) : this._address.validate(showAll);
+    return this._mode === 'ssh'
+      ? this._ssh.validate(showAll)
+      : this._address.validate(showAll);
   }
 
   getValue(): IAddDeviceValue {
@@ -242,7 +291,14 @@ export class AddDeviceTabs extends Widget implements Dialog.IBodyWidget<IAddDevi
       return base;
     }
     const v = this._ssh.value();
-    return { ...base, ssh: v.ssh, key: v.key, name: v.name, token: '', connect: v.connect };
+    return {
+      ...base,
+      ssh: v.ssh,
+      key: v.key,
+      name: v.name,
+      token: '',
+      connect: v.connect
+    };
   }
 
   protected onAfterAttach(msg: Message): void {
@@ -274,9 +330,12 @@ export class AddDeviceTabs extends Widget implements Dialog.IBodyWidget<IAddDevi
   }
 
   private _updateAccept(): void {
-    const ok = this._mode === 'ssh' ? this._ssh.validate() : this._address.validate();
+    const ok =
+      this._mode === 'ssh' ? this._ssh.validate() : this._address.validate();
     const dialog = this.node.closest('.jp-Dialog-content');
-    const accept = dialog?.querySelector('.jp-Dialog-button.jp-mod-accept') as HTMLButtonElement | null;
+    const accept = dialog?.querySelector(
+      '.jp-Dialog-button.jp-mod-accept'
+    ) as HTMLButtonElement | null;
     if (accept) {
       accept.disabled = !ok;
     }

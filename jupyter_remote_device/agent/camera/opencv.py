@@ -14,6 +14,7 @@ import time
 
 from .base import COMMON_MODES, CameraError, Source
 
+
 # ioctl numbers: _IOC(dir, 'V', nr, size) with dir READ|WRITE = 3, READ = 2
 def _ioc(direction, nr, size):
     return (direction << 30) | (size << 16) | (ord("V") << 8) | nr

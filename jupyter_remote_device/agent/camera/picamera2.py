@@ -124,8 +124,9 @@ class Picamera2Source(Source):
             import numpy
             return simplejpeg.encode_jpeg(numpy.ascontiguousarray(frame), quality=int(quality),
                                           colorspace="RGB", colorsubsampling="420")
-        from PIL import Image
         import io
+
+        from PIL import Image
         img = Image.fromarray(frame, "RGB")
         if (w, h) != (width, height):
             img = pil_resize(img, width, height)
