@@ -382,59 +382,9 @@ class EventsHandler(_SocketBase):
         self.manager.remove_listener(self.send_json)
 
 
-class CameraHandler(_SocketBase):
-    viewer = None
-    pump = None
-
-    @ws_authenticated
-    @authorized
-    async def get(self, device_id):
-        self.manager.get(device_id)  # unknown ids fail before the upgrade (404)
-        res = super().get(device_id)
-        if res is not None:
-            await res
-
-    async def open(self, device_id):
-        try:
-            settings = {
-                "width": _int_arg(self, "width", 640, 16, 8192),
-                "height": _int_arg(self, "height", 480, 16, 8192),
-                "quality": _int_arg(self, "quality", 80, 1, 100),
-                "fps": _int_arg(self, "fps", 0, 0, 240),
-            }
-            camera_id = self.get_argument("camera", "0")
-            sess = self.manager.require_session(device_id)
-            if sess.camera is None:
-                raise ApiError(409, "no-camera", "Camera streaming is not available for %s" % sess.name)
-            self.viewer = await sess.camera.add_viewer(camera_id, settings)
-        except ApiError as e:
-            self.send_json({"type": "status", "state": "error", "reason": e.reason, "message": e.message})
-            self.close(4000 + (e.status if e.status < 1000 else 0), e.reason)
-            return
-        if self.ws_connection is None:  # closed while we were opening
-            self.viewer.close()
-            return
-        self.pump = asyncio.ensure_future(self._run_pump())
-
-    async def _run_pump(self):
-        try:
-            await self.viewer.pump(self)
-        except Exception:
-            self.log.exception("remote-device: camera pump failed")
-        finally:
-            if self.ws_connection is not None:
-                self.close()
-
-    def on_message(self, message):
-        if self.viewer is not None and isinstance(message, str):
-            asyncio.ensure_future(self.viewer.on_client_message(message))
-
-    def on_close(self):
-        if self.viewer is not None:
-            self.viewer.close()
-
-
 def setup_handlers(server_app):
+    from .camera_ws import CameraHandler
+
     web_app = server_app.web_app
     manager = DeviceManager(parent=server_app, log=server_app.log)
     try:

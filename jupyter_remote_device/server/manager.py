@@ -77,6 +77,7 @@ class Device:
         self.info = None
         self.error = None
         self.last_seen = None
+        self.camera_parked = []  # camera viewers waiting for this board's session to come back (stream.py)
 
     def to_dict(self):
         return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,

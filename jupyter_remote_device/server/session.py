@@ -193,7 +193,7 @@ class DeviceSession:
             from .stream import CameraStreams
         except ImportError:
             return None
-        return CameraStreams(self.connect_new, self.log, self.device.name)
+        return CameraStreams(self.connect_new, self.log, self.device.name, parked=self.device.camera_parked)
 
     # -- calls -------------------------------------------------------------
     def _call_blocking(self, name, args, timeout):
@@ -354,7 +354,7 @@ class DeviceSession:
         else:  # closed while reconnecting: end the camera viewers waiting for us
             try:
                 from .stream import release_parked
-                release_parked(self.connect_new, "the session with %s ended" % self.device.name)
+                release_parked(self.device.camera_parked, "the session with %s ended" % self.device.name)
             except ImportError:
                 pass
         conn, self.conn, self.root = self.conn, None, None
