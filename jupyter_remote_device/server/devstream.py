@@ -100,7 +100,7 @@ def map_error(e, device_name):
     if hasattr(e, "_remote_tb") and msg.startswith("no camera "):
         return ApiError(404, "not-found", msg)
     try:
-        from .session import map_remote_error, ConnectionLost
+        from .session import ConnectionLost, map_remote_error
     except ImportError:  # pragma: no cover
         return ApiError(502, "protocol", "%s: %s" % (device_name, msg))
     err = map_remote_error(e, device_name)
