@@ -217,6 +217,18 @@ async def test_responses_match_spec(vapi, agent, jp_root_dir):
     assert code == 404
     code, _ = await vapi("POST", "devices/%s/push" % did, {"source": "../x", "dest": "x"})
     assert code == 403
+    code, job = await vapi("POST", "devices/%s/pull" % did, {"source": "p.txt", "dest": "pulled/"})
+    assert code == 202
+    for _ in range(100):
+        code, job = await vapi("GET", "jobs/" + job["id"])
+        if job["state"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert job["state"] == "done" and (jp_root_dir / "pulled" / "p.txt").read_text() == "x" * 1000
+    for body, status in (({"source": "p.txt", "dest": "../x"}, 403), ({"source": "missing", "dest": ""}, 404),
+                         ({"source": 1}, 400)):
+        code, _ = await vapi("POST", "devices/%s/pull" % did, body)
+        assert code == status, body
     code, _ = await vapi("DELETE", "devices/%s/session" % did)
     assert code == 204
     code, _ = await vapi("DELETE", "devices/" + did)

@@ -384,6 +384,7 @@ class EventsHandler(_SocketBase):
 
 def setup_handlers(server_app):
     from .camera_ws import CameraHandler
+    from .pull import PullHandler  # pull.py builds on BaseHandler above
 
     web_app = server_app.web_app
     manager = DeviceManager(parent=server_app, log=server_app.log)
@@ -404,6 +405,7 @@ def setup_handlers(server_app):
         (r"/devices/%s/files" % ID, FilesHandler),
         (r"/devices/%s/files/content" % ID, FileContentHandler),
         (r"/devices/%s/push" % ID, PushHandler),
+        (r"/devices/%s/pull" % ID, PullHandler),
         (r"/devices/%s/camera" % ID, CameraHandler),
         (r"/jobs", JobsHandler),
         (r"/jobs/(?P<job_id>[^/]+)", JobHandler),

@@ -483,19 +483,45 @@ class TransferManager(object):
         local, display = resolve_workspace(self.root_dir, source)
         if local == self.root_dir:
             raise bad_request("pick a file or folder inside the workspace, not the whole workspace")
+        job = Job("sync" if sync else "push", local, dest, getattr(session, "device_id", None),
+                  delete=delete, display_source=display)
+        ignore = frozenset(ignore)
+
+        def work(job, board):
+            if os.path.isdir(job.local):
+                self._push_dir(job, board, ignore)
+            else:
+                self._push_file(job, board)
+
+        return self.start_job(job, session, work)
+
+    def start_job(self, job, session, work):
+        """Run ``work(job, board)`` in a worker thread on a board connection of its own.
+
+        The job is listed (``get``, ``jobs``), cancelled (``cancel``) and reported on the
+        events socket like a push: ``work`` raises ``Cancelled`` (see ``stopper``) when the
+        job is cancelled, any other exception fails the job with the mapped API error, and
+        the job is done when ``work`` returns.  Returns the Job dict (call on the loop).
+        """
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             pass
-        job = Job("sync" if sync else "push", local, dest, getattr(session, "device_id", None),
-                  delete=delete, display_source=display)
         with self._lock:
             self._jobs[job.id] = job
             self._trim()
-        job.thread = threading.Thread(target=self._run, args=(job, session, frozenset(ignore)),
-                                      name="jrd-push-%s" % job.id, daemon=True)
+        job.thread = threading.Thread(target=self._run, args=(job, session, work),
+                                      name="jrd-%s-%s" % (job.kind, job.id), daemon=True)
         job.thread.start()
         return job.to_dict()
+
+    def emit_job(self, job, force=False):
+        """Report a job's progress on the events socket (at most ~10 times a second unless ``force``)."""
+        self._emit(job, force)
+
+    def stopper(self, job):
+        """A function that raises ``Cancelled`` once the job is cancelled (poll it between chunks)."""
+        return self._stopper(job)
 
     def get(self, job_id):
         with self._lock:
@@ -574,16 +600,13 @@ class TransferManager(object):
             self._jobs.pop(j.id, None)
 
     # -- the worker -------------------------------------------------------
-    def _run(self, job, session, ignore):
+    def _run(self, job, session, work):
         board = None
         try:
             conn = session.connect_new()
             board = _Board(conn)
             job.board = board
-            if os.path.isdir(job.local):
-                self._push_dir(job, board, ignore)
-            else:
-                self._push_file(job, board)
+            work(job, board)
             with job.lock:
                 if job.state == "running":
                     job.state = "done"
@@ -602,7 +625,7 @@ class TransferManager(object):
                     job.finished = time.time()
                     job.verified = False
             if self.log:
-                self.log.warning("push %s -> %s failed: %s", job.source, job.dest, job.error)
+                self.log.warning("%s %s -> %s failed: %s", job.kind, job.source, job.dest, job.error)
         finally:
             if board is not None:
                 for h in list(job.handles):
