@@ -21,13 +21,15 @@ def spawn_agent(host="127.0.0.1", port=0, token=None, root=None, camera="synthet
     """
     token = token or secrets.token_hex(16)
     root = root or tempfile.mkdtemp(prefix="jrd-root-")
+    # the token travels in the environment: on the command line every user would see it in ps
     cmd = [python or sys.executable, "-u", "-m", "jupyter_remote_device.agent", "--host", host,
-           "--port", str(port), "--token", token, "--root", root, "--camera", camera]
+           "--port", str(port), "--root", root, "--camera", camera]
     cmd += list(extra_args)
     full_env = dict(os.environ)
     # the agent must find this package even when it is only on our sys.path
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     full_env["PYTHONPATH"] = here + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    full_env["JRD_AGENT_TOKEN"] = token
     if env:
         full_env.update(env)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None, env=full_env,

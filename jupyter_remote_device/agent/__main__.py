@@ -47,11 +47,14 @@ def is_loopback(host):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="jupyter-remote-device-agent",
-                                description="Serve this board to JupyterLab (jupyter-remote-device agent).")
+                                description="Serve this board to JupyterLab (jupyter-remote-device agent).",
+                                epilog="As a service: %(prog)s install-service [--user|--system] [--dry-run] "
+                                       "[agent options], uninstall-service, status (--help on each).")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=18861, help="TCP port (default 18861; 0 picks a free one)")
     p.add_argument("--token", default=None,
-                   help="shared secret; default: reuse or create ~/.config/jupyter-remote-device/token")
+                   help="shared secret (visible in ps: prefer --token-file or the JRD_AGENT_TOKEN environment "
+                        "variable); default: reuse or create ~/.config/jupyter-remote-device/token")
     p.add_argument("--token-file", default=None, help="read the token from this file (created if missing)")
     p.add_argument("--root", default=None, help="folder that file operations are confined to (default ~/jrd-root)")
     p.add_argument("--camera", default="auto", choices=CAMERA_CHOICES, help="camera backend (default auto)")
@@ -83,8 +86,60 @@ def make_cameras(name, log):
         return None
 
 
+SERVICE_ACTIONS = ("install-service", "uninstall-service", "status")
+REEXEC_MARK = "JRD_AGENT_REEXEC"
+
+
+def _without_token(argv):
+    """argv without ``--token T`` / ``--token=T``, and the token."""
+    out, token, i = [], None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--token" and i + 1 < len(argv):
+            token = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--token="):
+            token = a[len("--token="):]
+        else:
+            out.append(a)
+        i += 1
+    return out, token
+
+
+def hide_token(argv):
+    """``--token T`` is readable by every user of the board in ``ps``: warn, and restart this
+    process (same pid) with the token in the environment (readable only by its own user)."""
+    rest, token = _without_token(argv)
+    if token is None:
+        return
+    sys.stderr.write("\n*** WARNING: --token is visible to every user of this machine (ps, /proc): use "
+                     "--token-file FILE or the %s environment variable. Restarting without it on the "
+                     "command line. ***\n\n" % auth.TOKEN_ENV)
+    if os.environ.get(REEXEC_MARK) or token not in sys.argv or not sys.executable:
+        return  # not our own command line (embedded), or already tried: go on as we are
+    import subprocess
+    env = dict(os.environ)
+    env[auth.TOKEN_ENV] = token
+    env[REEXEC_MARK] = "1"
+    cmd = [sys.executable] + subprocess._args_from_interpreter_flags() + ["-m", "jupyter_remote_device.agent"]
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, cmd + rest, env)
+    except OSError:
+        pass
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SERVICE_ACTIONS:
+        from . import service_install  # the agent as a service (systemd / procd / sysv)
+        return service_install.main(argv)
+    hide_token(argv)
     args = parse_args(argv)
+    env_token = os.environ.pop(auth.TOKEN_ENV, None)  # not handed on to what the board's code starts
+    os.environ.pop(REEXEC_MARK, None)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s agent %(levelname)s %(message)s")
     log = logging.getLogger("jupyter_remote_device.agent")
@@ -96,8 +151,8 @@ def main(argv=None):
         if not is_loopback(args.host):
             sys.stderr.write("*** WARNING: listening beyond loopback (%s) without authentication. ***\n\n"
                              % args.host)
-    elif args.token:
-        token = args.token
+    elif args.token or env_token:
+        token = args.token or env_token
     else:
         token, created = auth.load_or_create_token(args.token_file)
         where = args.token_file or auth.token_path()
@@ -136,10 +191,15 @@ def main(argv=None):
     t = threading.Thread(target=serve, name="rpyc-server", daemon=True)
     t.start()
 
+    from .lifecycle import Stopper
+    stopper = Stopper(board, server, stop, log)
+
     def on_term(signum, frame):
-        stop.set()
+        stopper.request(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_term)
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, on_term)  # the terminal went away (under nohup it stays ignored)
     from . import mdns  # optional zeroconf advertisement (agent/mdns.py)
     adv = mdns.start(args.host, port, __version__, auth=token is not None, log=log) if (
         args.mdns if args.mdns is not None else (not is_loopback(args.host) and mdns.available())) else None
@@ -151,14 +211,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         pass
     finally:
+        if not stopper.requested:  # Ctrl-C, or the server thread ended
+            stopper.request("SIGINT" if t.is_alive() else "server ended")
+        stopper.wait(30)
         if adv is not None:
             adv.close()
         server.close()
-        if cameras is not None:
-            try:
-                cameras.close_all()
-            except Exception:
-                pass
     return 0
 
 

@@ -154,21 +154,60 @@ def token_path():
     return os.path.join(base, "jupyter-remote-device", "token")
 
 
-def load_or_create_token(path=None):
-    """Reuse the saved token or create one (file mode 0600). Returns (token, created)."""
+TOKEN_ENV = "JRD_AGENT_TOKEN"
+
+
+def secure_token_file(path, warn=None):
+    """A token file others can read is no secret: make it 0600 (and say so) before using it.
+
+    Returns True when the mode had to be fixed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o600)
+        if warn:
+            warn("WARNING: the token file %s was readable by other users (mode %o): it is now 0600. "
+                 "Anyone who read it can still use it: make a new token (delete the file and restart "
+                 "the agent) if other people share this board." % (path, st.st_mode & 0o777))
+        return True
+    return False
+
+
+def _warn_stderr(text):
+    import sys
+    sys.stderr.write("\n*** %s ***\n\n" % text)
+
+
+def save_token(token, path=None):
+    """Write the token (mode 0600, its folder 0700), replacing the file atomically."""
+    path = path or token_path()
+    d = os.path.dirname(path)
+    if d and not os.path.isdir(d):
+        os.makedirs(d, mode=0o700)
+    tmp = path + ".jrd-new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def load_or_create_token(path=None, warn=_warn_stderr):
+    """Reuse the saved token or create one (file mode 0600). Returns (token, created).
+
+    A saved token file readable by others is made 0600 with a warning, never reused silently."""
     path = path or token_path()
     try:
         with open(path) as f:
             tok = f.read().strip()
         if tok:
+            secure_token_file(path, warn)
             return tok, False
     except (IOError, OSError):
         pass
-    d = os.path.dirname(path)
-    if not os.path.isdir(d):
-        os.makedirs(d, mode=0o700)
     tok = os.urandom(24).hex()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(tok + "\n")
+    save_token(tok, path)
     return tok, True

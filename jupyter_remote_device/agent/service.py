@@ -41,6 +41,8 @@ class Board(object):
         # service (not exposed). Claiming never steals silently: take_over must be explicit.
         self.holder = None
         self._holder_owner = None
+        self.services = set()   # live connections' services (lifecycle.py tells each one on stop)
+        self.stopping = None    # set on SIGTERM: the message every call then fails with
 
     def claim(self, owner, user, session_id, take_over):
         with self.lock:
@@ -86,16 +88,19 @@ class AgentService(rpyc.Service):
         self._handles = set()
         self._lock = threading.Lock()
         self._credentials = None
+        self._heard_stop = False
 
     # -- lifecycle --------------------------------------------------------
     def on_connect(self, conn):
         self._credentials = conn._config.get("credentials")
         with self._board.lock:
             self._board.connections += 1
+            self._board.services.add(self)
 
     def on_disconnect(self, conn):
         with self._board.lock:
             self._board.connections -= 1
+            self._board.services.discard(self)
         self._board.release(self)  # a holder whose connection is gone holds nothing
         abandon = getattr(self._board.executor, "abandon", None)
         if abandon is not None:  # nobody reads that code's output any more: stop it (executor.py)
@@ -116,6 +121,29 @@ class AgentService(rpyc.Service):
                 self._board.files.write_abort(h)
             except Exception:
                 pass
+
+    def _rpyc_getattr(self, name):
+        """Only ``exposed_*`` methods are reachable (as rpyc's default); each call first checks
+        that the agent is not stopping: once it is, every call fails with the stop message,
+        which is how a connected server hears the agent is going (lifecycle.py)."""
+        if type(name) is bytes:
+            name = name.decode("utf-8")
+        if type(name) is not str or name.startswith("_"):
+            raise AttributeError("cannot access %r" % (name,))
+        if not name.startswith("exposed_"):
+            name = "exposed_" + name
+        if not callable(getattr(type(self), name, None)):
+            raise AttributeError("no such call: %r" % (name[8:],))
+        method = getattr(self, name)
+        board = self._board
+
+        def call(*args, **kwargs):
+            if board.stopping is not None:
+                self._heard_stop = True
+                raise ConnectionAbortedError(board.stopping)
+            return method(*args, **kwargs)
+        call.__name__ = name
+        return call
 
     # -- board ------------------------------------------------------------
     def exposed_hello(self):

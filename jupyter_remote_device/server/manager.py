@@ -445,14 +445,15 @@ class DeviceManager(LoggingConfigurable):
             self.changed(dev)
             self._spawn(self.refresh_status(dev))
 
-    async def session_ended(self, sess, why):
-        """A session ended on the board's side (taken over): drop it, show why, keep the device."""
+    async def session_ended(self, sess, why, status="error"):
+        """A session ended on the board's side (taken over, agent stopped): drop it, show why,
+        keep the device."""
         if self.sessions.get(sess.device_id) is sess:
             del self.sessions[sess.device_id]
         await sess.close()
         dev = self.devices.get(sess.device_id)
         if dev is not None:
-            dev.status, dev.error = "error", why
+            dev.status, dev.error = status, why
             self.changed(dev)
 
     def require_session(self, device_id):

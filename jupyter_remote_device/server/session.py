@@ -69,6 +69,13 @@ class ConnectionLost(Exception):
     """The control connection broke (EOF, reset, heartbeat timeout)."""
 
 
+class BoardStopped(ConnectionLost):
+    """The agent said it is stopping (SIGTERM, a service stop): the session ends, no reconnect."""
+
+
+STOP_PREFIX = "agent-stopping: "  # agent/lifecycle.py
+
+
 def map_remote_error(e, device_name=""):
     """Turn what an rpyc call raised into an ApiError (remote) or ConnectionLost (link)."""
     if isinstance(e, ApiError):
@@ -83,6 +90,8 @@ def map_remote_error(e, device_name=""):
             return ConnectionLost("the connection to %s broke: %s" % (device_name, e or type(e).__name__))
         return ApiError(502, "protocol", "Unexpected error talking to %s: %s" % (device_name, e))
     msg = _remote_message(e)
+    if msg.startswith(STOP_PREFIX):
+        return BoardStopped(msg[len(STOP_PREFIX):])
     if isinstance(e, PermissionError):
         return ApiError(403, "outside-root", msg)
     if isinstance(e, FileNotFoundError):
@@ -224,6 +233,9 @@ class DeviceSession:
             return await self.manager.run(self._call_blocking, name, args, timeout)
         except Exception as e:
             err = map_remote_error(e, self.device.name)
+            if isinstance(err, BoardStopped):
+                self._lost(str(err), stopped=True)
+                raise ApiError(409, "not-connected", "%s stopped: %s" % (self.device.name, err))
             if isinstance(err, ConnectionLost):
                 self._lost(str(err))
                 raise ApiError(502, "protocol", "The connection to %s broke; reconnecting" % self.device.name)
@@ -282,7 +294,7 @@ class DeviceSession:
                 err = map_remote_error(e, self.device.name)
                 reason = str(err) if isinstance(err, ConnectionLost) else (
                     "no heartbeat answer within %gs" % self.manager.heartbeat_timeout)
-                self._lost(reason)
+                self._lost(reason, stopped=isinstance(err, BoardStopped))
                 return
             if self.closed:
                 return
@@ -302,8 +314,9 @@ class DeviceSession:
         asyncio.ensure_future(self.manager.session_ended(
             self, "Taken over by %s; open the session again to take it back" % (holder.get("user") or "another user")))
 
-    def _lost(self, why):
-        """The control connection is gone: tell everyone, then reconnect with backoff."""
+    def _lost(self, why, stopped=False):
+        """The control connection is gone: tell everyone, then reconnect with backoff (or, when
+        the agent said it is stopping, end the session: the device shows offline, "Stopped")."""
         if self.closed or self.conn is None:
             return
         self.log.warning("remote-device %s: %s", self.device.name, why)
@@ -314,6 +327,9 @@ class DeviceSession:
         if camera is not None:
             # viewers stay open ("reconnecting"); the next CameraStreams adopts them
             asyncio.ensure_future(camera.close(reconnecting=True))
+        if stopped:
+            asyncio.ensure_future(self.manager.session_ended(self, "Stopped: %s" % why, status="offline"))
+            return
         self.device.status = "connecting"
         self.device.error = "Connection lost (%s); reconnecting" % why
         self.manager.changed(self.device)
