@@ -39,7 +39,7 @@ def test_dry_run_systemd_writes_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "/etc/systemd/system/jupyter-remote-device-agent.service" in out
-    exec_line = [l for l in out.splitlines() if l.startswith("ExecStart=")][0]
+    exec_line = [line for line in out.splitlines() if line.startswith("ExecStart=")][0]
     for part in ("-m jupyter_remote_device.agent", "--root /srv/board", "--port 18999", "--camera opencv",
                  "--token-file " + token_file):
         assert part in exec_line, exec_line
@@ -88,7 +88,8 @@ def test_install_into_root_dir_and_uninstall(tmp_path, init):
     tok = top / "etc/jrd/token"
     assert (tok.stat().st_mode & 0o777) == 0o600 and len(tok.read_text().strip()) >= 32
     if init == "procd":
-        assert os.readlink(str(top / "etc/rc.d/S99jupyter-remote-device-agent")) == "../init.d/jupyter-remote-device-agent"
+        link = os.readlink(str(top / "etc/rc.d/S99jupyter-remote-device-agent"))
+        assert link == "../init.d/jupyter-remote-device-agent"
     if init != "systemd":
         r = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

@@ -257,7 +257,8 @@ case "$1" in
     start) start ;;
     stop) stop ;;
     restart) stop; start ;;
-    status) if running; then echo "$NAME is running (pid $(cat "$PIDFILE"))"; else echo "$NAME is stopped"; exit 3; fi ;;
+    status)
+        if running; then echo "$NAME is running (pid $(cat "$PIDFILE"))"; else echo "$NAME is stopped"; exit 3; fi ;;
     *) echo "usage: $0 {start|stop|restart|status}"; exit 1 ;;
 esac
 """ % {"name": name, "exports": exports, "cmd": _sh(cmd)}
