@@ -13,27 +13,16 @@ import sys
 import threading
 
 from rpyc.utils.helpers import classpartial
-from rpyc.utils.server import ThreadedServer
 
 from . import __version__, auth
-from .client import CLIENT_CONFIG, BoundedChannel, TunedSocketStream, tune_socket
+from .client import CLIENT_CONFIG
+from .server import AgentServer
 from .service import AgentService, Board
 
 CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
 
 # the same locked-down rpyc settings as our client side: exposed_* methods only, no pickle
 SERVER_CONFIG = dict(CLIENT_CONFIG)
-
-
-class AgentServer(ThreadedServer):
-    """ThreadedServer whose connections skip zlib and re-slicing and refuse absurd frames (see client.py)."""
-
-    def _serve_client(self, sock, credentials):
-        tune_socket(sock)
-        config = dict(self.protocol_config, credentials=credentials,
-                      endpoints=(sock.getsockname(), sock.getpeername()), logger=self.logger)
-        conn = self.service._connect(BoundedChannel(TunedSocketStream(sock), compress=False), config)
-        self._handle_connection(conn)
 
 
 def is_loopback(host):
@@ -63,6 +52,10 @@ def parse_args(argv=None):
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="accept connections without a token (anyone who can reach the port can run code)")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--handshake-timeout", type=float, default=10.0,
+                   help="seconds a client has for the whole handshake (default 10)")
+    p.add_argument("--max-pending", type=int, default=64,
+                   help="handshakes in progress at once, in total (default 64; 8 per address)")
     p.add_argument("--mdns", dest="mdns", action="store_true", default=None,
                    help="advertise on mDNS/DNS-SD (default: on when zeroconf is installed and --host is not loopback)")
     p.add_argument("--no-mdns", dest="mdns", action="store_false", help="do not advertise on mDNS")
@@ -177,7 +170,8 @@ def main(argv=None):
     authenticator = auth.AgentAuthenticator(token, __version__, ssl_context=ssl_context, log=log)
     server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
                          authenticator=authenticator, protocol_config=SERVER_CONFIG, logger=log,
-                         ipv6=":" in args.host)
+                         ipv6=":" in args.host, handshake_timeout=args.handshake_timeout,
+                         max_pending=args.max_pending, max_pending_per_address=max(1, min(8, args.max_pending)))
     server._listen()  # listen() before announcing: rpyc's start() would only do it in the thread (race)
     port = server.port
     stop = threading.Event()

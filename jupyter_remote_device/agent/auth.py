@@ -44,10 +44,18 @@ def agent_proof(token, nonce, cnonce):
     return _mac(token, "jrd-agent", cnonce, nonce)
 
 
-def read_line(sock, limit=MAX_LINE):
-    """Read one ``\\n``-terminated line byte by byte (never past it: rpyc follows)."""
+def read_line(sock, limit=MAX_LINE, deadline=None):
+    """Read one ``\\n``-terminated line byte by byte (never past it: rpyc follows).
+
+    With ``deadline`` (a ``time.monotonic()`` value) the whole line must arrive by then
+    (socket.timeout otherwise), however slowly the bytes dribble in."""
     buf = bytearray()
     while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("handshake deadline passed")
+            sock.settimeout(left)
         b = sock.recv(1)
         if not b:
             raise EOFError("connection closed during handshake")
@@ -62,8 +70,8 @@ def send_json_line(sock, obj):
     sock.sendall(json.dumps(obj, separators=(",", ":")).encode("utf-8") + b"\n")
 
 
-def read_json_line(sock):
-    obj = json.loads(read_line(sock).decode("utf-8"))
+def read_json_line(sock, deadline=None):
+    obj = json.loads(read_line(sock, deadline=deadline).decode("utf-8"))
     if not isinstance(obj, dict):
         raise ValueError("handshake message is not an object")
     return obj
@@ -94,7 +102,11 @@ class FailureLimiter(object):
 
 
 class AgentAuthenticator(object):
-    """An rpyc authenticator: ``(sock) -> (sock, credentials)`` or AuthenticationError."""
+    """An rpyc authenticator: ``(sock) -> (sock, credentials)`` or AuthenticationError.
+
+    ``deadline`` (monotonic time) bounds the whole handshake, not each read (server.py)."""
+
+    takes_deadline = True
 
     def __init__(self, token, version, ssl_context=None, log=None):
         self.token = token
@@ -103,20 +115,23 @@ class AgentAuthenticator(object):
         self.log = log
         self.limiter = FailureLimiter()
 
-    def __call__(self, sock):
+    def __call__(self, sock, deadline=None):
         try:
             peer = sock.getpeername()[0]
         except OSError:
             peer = "?"
-        sock.settimeout(HANDSHAKE_TIMEOUT)
+        if deadline is None:
+            deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
             hello = {"version": self.version, "protocol": PROTOCOL, "tls": self.ssl_context is not None}
             sock.sendall(MAGIC + str(PROTOCOL).encode() + b" " + json.dumps(hello).encode() + b"\n")
             if self.ssl_context is not None:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
                 sock = self.ssl_context.wrap_socket(sock, server_side=True)
             nonce = os.urandom(16).hex()
             send_json_line(sock, {"nonce": nonce, "auth": "hmac-sha256" if self.token else "none"})
-            reply = read_json_line(sock)
+            reply = read_json_line(sock, deadline)
             if self.token:
                 cnonce = reply.get("cnonce")
                 mac = reply.get("mac")
@@ -124,7 +139,7 @@ class AgentAuthenticator(object):
                     raise AuthenticationError("malformed handshake")
                 if not hmac.compare_digest(mac.encode(), client_mac(self.token, nonce, cnonce).encode()):
                     self.limiter.failed(peer)
-                    time.sleep(self.limiter.delay(peer))
+                    time.sleep(max(0.0, min(self.limiter.delay(peer), deadline - time.monotonic())))
                     send_json_line(sock, {"ok": False, "error": "the token was not accepted"})
                     if self.log:
                         self.log.warning("refused a connection from %s: wrong token", peer)

@@ -1,0 +1,176 @@
+"""The agent stays up: out of file descriptors (prlimit), slow-loris handshakes, too many pending
+handshakes (in total and per address). Real agent processes on loopback."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jupyter_remote_device.agent import client
+from jupyter_remote_device.app import READY_PREFIX, stop_process
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKEN = "limits-test-token"
+
+
+def start_agent(tmp_path, *extra, prefix=()):
+    env = dict(os.environ, PYTHONPATH=REPO, JRD_AGENT_TOKEN=TOKEN)
+    cmd = list(prefix) + [sys.executable, "-u", "-m", "jupyter_remote_device.agent", "--host", "127.0.0.1",
+                          "--port", "0", "--camera", "none", "--root", str(tmp_path), "--no-mdns"] + list(extra)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        line = p.stdout.readline()
+        assert line, "the agent did not start"
+        if line.startswith(READY_PREFIX):
+            return p, int(line.rsplit(":", 1)[1])
+        assert time.monotonic() < deadline
+
+
+def raw(port, source="127.0.0.1", timeout=5.0):
+    s = socket.socket()
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def greeting(s):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        b = s.recv(1)
+        if not b:
+            return None
+        buf += b
+    return buf
+
+
+def closed_within(s, seconds):
+    """True when the peer closes ``s`` within ``seconds`` (reads until EOF)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if s.recv(4096) == b"":
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+def test_slow_loris_is_cut_off_at_the_deadline(tmp_path):
+    p, port = start_agent(tmp_path, "--handshake-timeout", "2")
+    try:
+        s = raw(port)
+        assert greeting(s).startswith(b"JRD-AGENT/")
+        assert greeting(s)  # the challenge line (no TLS here)
+        t0 = time.monotonic()
+        # one byte every 0.2 s: each read is quick, the handshake never ends
+        cut = None
+        while time.monotonic() - t0 < 8:
+            try:
+                s.sendall(b" ")
+            except OSError:
+                cut = time.monotonic() - t0
+                break
+            s.settimeout(0.2)
+            try:
+                if s.recv(1) == b"":
+                    cut = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                cut = time.monotonic() - t0
+                break
+        assert cut is not None and cut < 4.0, cut
+        s.close()
+        # and the agent still serves
+        client.connect("127.0.0.1", port, TOKEN).close()
+    finally:
+        stop_process(p, 5)
+
+
+def test_pending_handshakes_capped_per_address_and_in_total(tmp_path):
+    p, port = start_agent(tmp_path, "--handshake-timeout", "30", "--max-pending", "12")
+    held = []
+    try:
+        for _ in range(8):  # 8 silent clients from one address: all admitted (greeting sent)
+            s = raw(port)
+            assert greeting(s)
+            held.append(s)
+        s = raw(port)  # the 9th from that address is closed at once
+        assert greeting(s) is None
+        s.close()
+        # another address is still admitted
+        other = raw(port, "127.0.0.2")
+        assert greeting(other)
+        held.append(other)
+        for i in range(3, 6):  # up to the total cap (12): more addresses
+            s = raw(port, "127.0.0.%d" % i)
+            g = greeting(s)
+            if g is None:
+                s.close()
+                break
+            held.append(s)
+        assert len(held) == 12
+        s = raw(port, "127.0.0.9")
+        assert greeting(s) is None  # total cap reached
+        s.close()
+        for s in held:
+            s.close()
+        # once they are gone, a real client gets in
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                client.connect("127.0.0.1", port, TOKEN).close()
+                break
+            except client.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert p.poll() is None
+    finally:
+        for s in held:
+            s.close()
+        stop_process(p, 5)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/prlimit"), reason="needs prlimit (util-linux)")
+def test_out_of_file_descriptors_does_not_end_the_agent(tmp_path):
+    p, port = start_agent(tmp_path, "--handshake-timeout", "30", "--max-pending", "200",
+                          prefix=["prlimit", "--nofile=32:32"])
+    held = []
+    try:
+        # 7 per address (under the per-address cap), across addresses: more than the fds it has
+        for i in range(60):
+            try:
+                s = raw(port, "127.0.0.%d" % (2 + i // 7), timeout=2)
+            except OSError:
+                break
+            held.append(s)
+        time.sleep(1.5)  # the agent meets EMFILE in accept() while they stay
+        assert p.poll() is None, "the agent exited when accept() failed"
+        fds = len(os.listdir("/proc/%d/fd" % p.pid))
+        assert fds >= 28, fds  # it really ran out
+        for s in held:
+            s.close()
+        held = []
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = client.connect("127.0.0.1", port, TOKEN, timeout=3)
+                break
+            except client.ConnectError:
+                assert time.monotonic() < deadline, "the agent does not accept again"
+                time.sleep(0.2)
+        assert conn.root.exec_busy()
+        conn.close()
+        assert p.poll() is None
+    finally:
+        for s in held:
+            s.close()
+        stop_process(p, 5)
