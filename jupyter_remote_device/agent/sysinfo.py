@@ -103,6 +103,17 @@ class CpuMeter(object):
 _cpu = CpuMeter()
 
 
+def rpyc_version():
+    """The rpyc this process runs ("5.3.1"; rpyc 4.x has a tuple), or None."""
+    mod = sys.modules.get("rpyc")
+    if mod is None:
+        return None
+    v = getattr(mod, "__version__", None) or getattr(getattr(mod, "version", None), "version", None)
+    if isinstance(v, tuple):
+        return ".".join(str(x) for x in v)
+    return str(v) if v is not None else None
+
+
 def info(agent_version, cameras=None):
     mem_total, mem_available = memory()
     return {
@@ -112,6 +123,7 @@ def info(agent_version, cameras=None):
         "arch": platform.machine() or None,
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
+        "rpyc_version": rpyc_version(),
         "agent_version": agent_version,
         "cpu_count": os.cpu_count(),
         "cpu_percent": _cpu.percent(),

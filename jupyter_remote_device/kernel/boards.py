@@ -17,6 +17,7 @@ import rpyc.utils.factory
 from rpyc.core.service import ClassicClient
 
 from ..agent import client as agent_client
+from ..link import rpyc_family
 
 AGENT_PORT = 18861
 CLASSIC_PORT = 18812
@@ -290,6 +291,13 @@ _s.modules[%(shared)r].ensure_background()
 '''
 
 
+def _api_of(conn, module):
+    """The board executor's ``call_json`` on either family's connection."""
+    if hasattr(conn, "attach"):  # a bridge (rpyc <= 5 board): the calls go to what it attached
+        return conn.attach(module).call_json
+    return conn.modules[module].call_json
+
+
 class ClassicBackend(_Backend):
     """A stock rpyc classic server driven through the teleported executor."""
 
@@ -301,11 +309,23 @@ class ClassicBackend(_Backend):
         self.conn = self._dial()
         self.module, src = _executor_source()
         try:
+            python, rpyc_version, platform = self.conn.eval(rpyc_family.BOARD_VERSIONS)
+            self.versions = {"python": rpyc_family.version_text(python),
+                             "rpyc_version": rpyc_family.version_text(rpyc_version), "platform": str(platform)}
+        except Exception as e:
+            self.close()
+            raise BoardError("protocol", "%s runs an rpyc classic server, but it did not say which Python "
+                             "and rpyc it runs: %s" % (target.address, e))
+        old = rpyc_family.too_old(python, rpyc_version, "The board at %s" % target.address)
+        if old:
+            self.close()
+            raise BoardError("too-old", old)
+        try:
             # one executor per board process: reuse the one the Jupyter server's classic
             # session (server/classic.py) or another kernel already started there
             self.conn.execute(_BOOT % {"name": self.module, "src": src, "shared": REMOTE_MODULE})
             self.module = REMOTE_MODULE
-            self._api = self.conn.modules[self.module].call_json
+            self._api = _api_of(self.conn, self.module)
         except Exception as e:
             self.close()
             raise BoardError("protocol", "%s runs an rpyc classic server, but setting up the executor "
@@ -317,6 +337,23 @@ class ClassicBackend(_Backend):
 
     def _dial(self):
         t = self.target
+        family = rpyc_family.last_seen(t.host, t.port)
+        if family is None:
+            found = probe(t, self.timeout)
+            family = found.get("rpyc_family") or rpyc_family.NEW
+        if family == rpyc_family.OLD:  # rpyc 4.x/5.x (MaixPy3): through an rpyc 5.3.1 bridge process
+            import time
+            from ..link.bridge import BridgeConnection
+            try:
+                sock = agent_client._dial(t.host, t.port, time.monotonic() + float(self.timeout))
+            except agent_client.ConnectError as e:
+                raise BoardError(e.reason, e.message)
+            try:
+                return BridgeConnection(sock, timeout=self.timeout, sync_request_timeout=30, label=t.address)
+            except Exception as e:
+                sock.close()
+                rpyc_family.remember(t.host, t.port, None)
+                raise BoardError("protocol", "Cannot talk to the rpyc classic server at %s: %s" % (t.address, e))
         try:
             conn = rpyc.utils.factory.connect(
                 t.host, t.port, service=ClassicClient,
@@ -331,13 +368,12 @@ class ClassicBackend(_Backend):
         return json.loads(self._api(method, *args))
 
     def info(self):
+        data = dict(self.versions)
         try:
-            sysm = self.conn.modules.sys
-            return {"hostname": self.conn.modules.socket.gethostname(),
-                    "python": ".".join(str(x) for x in tuple(sysm.version_info)[:3]),
-                    "platform": str(sysm.platform)}
+            data["hostname"] = str(self.conn.eval("__import__('socket').gethostname()"))
         except Exception:
-            return {}
+            pass
+        return data
 
     def ping(self):
         return self.conn.ping()
@@ -356,7 +392,7 @@ class ClassicBackend(_Backend):
             if self._ctl_api is None:
                 try:
                     self._ctl = self._dial()
-                    self._ctl_api = self._ctl.modules[self.module].call_json
+                    self._ctl_api = _api_of(self._ctl, self.module)
                 except Exception:
                     self._ctl_api = self._api
         return bool(json.loads(self._ctl_api("interrupt", exec_id)))
@@ -378,43 +414,21 @@ class ClassicBackend(_Backend):
 
 
 
-def sniff(target, timeout=5.0, greeting_wait=2.0):
-    """What answers on the target? "agent" | "classic" | "silent" (a quiet port).
-
-    The agent greets at once; a stock rpyc classic server either sends an rpyc
-    frame first (some versions) or waits for the client (rpyc 6.0 threaded
-    SlaveService). Raises BoardError when nothing can be reached.
-    """
+def probe(target, timeout=5.0):
+    """What answers on the target (``link/rpyc_family.identify``: an rpyc ping at once, no waiting
+    for a greeting). Raises BoardError when nothing can be reached or nothing answers."""
     import socket
     import time
-
-    from ..agent import auth
     deadline = time.monotonic() + float(timeout)
     try:
         sock = agent_client._dial(target.host, target.port, deadline)
     except agent_client.ConnectError as e:
         raise BoardError(e.reason, e.message)
     try:
-        sock.settimeout(min(greeting_wait, max(0.05, deadline - time.monotonic())))
-        head = b""
-        try:
-            while len(head) < len(auth.MAGIC):
-                b = sock.recv(len(auth.MAGIC) - len(head))
-                if not b:
-                    break
-                head += b
-        except socket.timeout:
-            pass
-        except OSError as e:
-            raise BoardError("protocol", "The connection to %s broke: %s" % (target.address, e))
-        if not head:
-            return "silent"
-        if auth.MAGIC.startswith(head[:len(auth.MAGIC)]) and head[:1] == auth.MAGIC[:1]:
-            return "agent"
-        if agent_client.looks_like_rpyc_frame(head):
-            return "classic"
-        raise BoardError("not-an-agent", "Something else answers on %s: neither a jupyter-remote-device agent "
-                         "nor an rpyc classic server" % target.address)
+        return rpyc_family.identify(sock, target.host, target.port, deadline)
+    except socket.timeout:
+        raise BoardError("timeout", "%s accepted the connection but said nothing: it is neither a "
+                         "jupyter-remote-device agent nor an rpyc classic server" % target.address)
     finally:
         try:
             sock.close()
@@ -422,16 +436,18 @@ def sniff(target, timeout=5.0, greeting_wait=2.0):
             pass
 
 
+def sniff(target, timeout=5.0):
+    """What answers on the target? "agent" | "classic"; BoardError otherwise."""
+    kind = probe(target, timeout).get("kind")
+    if kind is None:
+        raise BoardError("not-an-agent", "Something else answers on %s: neither a jupyter-remote-device agent "
+                         "nor an rpyc classic server" % target.address)
+    return kind
+
+
 def open_backend(target, timeout=5.0):
     """Connect to an agent, or to a stock rpyc classic server when that is what answers."""
     kind = sniff(target, timeout=timeout)
     if kind == "agent":
         return AgentBackend(target, timeout=timeout)
-    try:
-        return ClassicBackend(target, timeout=timeout)
-    except BoardError as e:
-        if kind == "silent":
-            raise BoardError("timeout", "%s accepted the connection but said nothing: it is neither a "
-                             "jupyter-remote-device agent nor an rpyc classic server (%s)"
-                             % (target.address, e.message))
-        raise
+    return ClassicBackend(target, timeout=timeout)

@@ -174,7 +174,8 @@ class RemoteDeviceKernel(Kernel):
             bits.append("stock rpyc classic server")
         elif self.backend.hello.get("agent_version"):
             bits.append("agent %s" % self.backend.hello.get("agent_version"))
-        for k, fmt in (("hostname", "host %s"), ("model", "%s"), ("python", "Python %s")):
+        for k, fmt in (("hostname", "host %s"), ("model", "%s"), ("python", "Python %s"),
+                       ("rpyc_version", "rpyc %s")):
             if info.get(k):
                 bits.append(fmt % info.get(k))
         return "Connected to %s%s.\n" % (self.target.label, (": " + ", ".join(bits)) if bits else "")

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import socket
-import struct
 import time
 
 import rpyc
@@ -37,6 +36,7 @@ from rpyc.core.service import ClassicClient
 from rpyc.utils.factory import connect_channel
 
 from ..agent import client
+from ..link import rpyc_family
 from .errors import ApiError
 
 DEFAULT_ROOT = "~/jrd-root"
@@ -62,6 +62,13 @@ class _ConfHolder(object):
     def __init__(self, conn):
         cfg = getattr(conn, "_config", None)
         self._config = cfg if isinstance(cfg, dict) else {}
+
+
+def _rpyc_version():
+    """The board's own rpyc ("5.3.1"; rpyc 4.x keeps a tuple)."""
+    mod = sys.modules.get("rpyc")
+    v = getattr(mod, "__version__", None) or getattr(getattr(mod, "version", None), "version", None)
+    return ".".join(str(x) for x in v) if isinstance(v, tuple) else (str(v) if v is not None else None)
 
 
 def _current_connection():
@@ -130,6 +137,7 @@ class Root(object):
     def info(self):
         data = json.loads(self._svc.exposed_info())
         data["kind"] = "classic"
+        data["rpyc_version"] = _rpyc_version()
         return json.dumps(data)
 
     def close(self):
@@ -214,51 +222,20 @@ def agent_sources():
     return _SOURCES
 
 
-def _ping_frame():
-    """An rpyc (6.x) HANDLE_PING request frame, built with the local rpyc's own brine."""
-    from rpyc.core import brine, consts
-    data = brine.I1.pack(consts.MSG_REQUEST) + brine.dump((1, (consts.HANDLE_PING, (consts.LABEL_VALUE, (b"jrd",)))))
-    return struct.pack("!LB", len(data), 0) + data + b"\n"
-
-
 def probe_board(host, port, timeout=2.0):
     """BLOCKING: what answers on host:port? ``{"kind": "agent"|"classic"|None, ...}``.
 
-    Like ``client.probe`` but also recognises rpyc classic servers that wait for the
-    client to speak (``rpyc_classic`` / SlaveService servers do): when nothing is said
-    within half the timeout, send an rpyc ping and look for an rpyc frame in reply.
+    Sends an rpyc ping at once (threaded SlaveService servers, what MaixPy3 boards run, wait for
+    the client to speak) and tells the agent, rpyc <= 5 and rpyc 6 apart by the first answer
+    (``link/rpyc_family.py``); a classic server's answer adds ``"rpyc_family": 5 | 6``.
     Raises ``client.ConnectError`` for refused / unreachable / timeout.
     """
-    start = time.monotonic()
-    deadline = start + float(timeout)
+    deadline = time.monotonic() + float(timeout)
     sock = client._dial(host, int(port), deadline)
     try:
-        greet_deadline = start + float(timeout) / 2.0
-        try:
-            hello = client.read_greeting(sock, host, port, greet_deadline)
-            return {"kind": "agent", "version": hello.get("version"), "tls": bool(hello.get("tls"))}
-        except client.ConnectError as e:
-            if e.kind == "classic":
-                return {"kind": "classic"}
-            if e.reason == "not-an-agent":
-                return {"kind": None}
-            if e.reason != "timeout":
-                raise
-        # silent: maybe an rpyc server waiting for us
-        try:
-            sock.settimeout(max(0.05, deadline - time.monotonic()))
-            sock.sendall(_ping_frame())
-            head = b""
-            while len(head) < 5:
-                b = sock.recv(5 - len(head))
-                if not b:
-                    return {"kind": None}
-                head += b
-        except socket.timeout:
-            raise client.ConnectError("timeout", "%s:%s accepted the connection but never answered" % (host, port))
-        except OSError:
-            return {"kind": None}
-        return {"kind": "classic" if client.looks_like_rpyc_frame(head) else None}
+        return rpyc_family.identify(sock, host, port, deadline)
+    except socket.timeout:
+        raise client.ConnectError("timeout", "%s:%s accepted the connection but never answered" % (host, port))
     finally:
         try:
             sock.close()
@@ -303,43 +280,73 @@ def _classic_config(sync_request_timeout):
     return cfg
 
 
+def _open_rpyc(host, port, sock, family, timeout, sync_request_timeout):
+    """An rpyc connection of the board's family: our rpyc 6, or an rpyc 5.3.1 bridge process."""
+    if family == rpyc_family.OLD:
+        from ..link.bridge import BridgeConnection
+        return BridgeConnection(sock, timeout=timeout, sync_request_timeout=sync_request_timeout,
+                                label="%s:%s" % (host, port))
+    client.tune_socket(sock)
+    sock.settimeout(None)
+    return connect_channel(Channel(client.TunedSocketStream(sock), compress=False),
+                           service=ClassicClient, config=_classic_config(sync_request_timeout))
+
+
 def connect_classic(host, port, timeout=5.0, root=DEFAULT_ROOT, camera="auto", sync_request_timeout=30):
     """BLOCKING: connect to a stock rpyc classic server and set up the agent there.
 
-    Raises ApiError (the REST contract's reasons).
+    rpyc 6 servers are driven with our rpyc; rpyc 4.x/5.x servers (MaixPy3 images) through a
+    bridge process running rpyc 5.3.1 (``link/bridge``). Raises ApiError (the REST contract's
+    reasons; ``too-old`` for a board nothing here can drive).
     """
     deadline = time.monotonic() + float(timeout)
+    family = rpyc_family.last_seen(host, port)
     try:
+        if family is None:
+            found = probe_board(host, port, timeout=max(0.5, deadline - time.monotonic()))
+            if found.get("kind") != "classic":
+                raise ApiError(502, "protocol", "%s:%s no longer answers like an rpyc classic server" % (host, port))
+            family = found["rpyc_family"]
         sock = client._dial(host, int(port), deadline)
     except client.ConnectError as e:
         raise ApiError(504 if e.reason == "timeout" else 502, e.reason, e.message)
     try:
-        client.tune_socket(sock)
-        sock.settimeout(None)
-        conn = connect_channel(Channel(client.TunedSocketStream(sock), compress=False),
-                               service=ClassicClient, config=_classic_config(sync_request_timeout))
+        conn = _open_rpyc(host, port, sock, family, max(0.5, deadline - time.monotonic()), sync_request_timeout)
     except Exception as e:
         try:
             sock.close()
         except OSError:
             pass
-        raise ApiError(502, "protocol", "%s:%s looked like an rpyc classic server, but the rpyc "
-                       "conversation failed: %s" % (host, port, e))
+        rpyc_family.remember(host, port, None)
+        raise ApiError(502, "protocol", "%s:%s looked like an rpyc classic server (%s), but the rpyc "
+                       "conversation failed: %s" % (host, port, rpyc_family.FAMILY_NAMES.get(family), e))
     try:
+        python, rpyc_version, _platform = conn.eval(rpyc_family.BOARD_VERSIONS)
+        old = rpyc_family.too_old(python, rpyc_version, "The board at %s:%s" % (host, port))
+        if old:
+            raise ApiError(502, "too-old", old)
         pkg, sources = agent_sources()
         if not conn.eval("%r in __import__('sys').modules" % (pkg,)):
             conn.execute(BOOT % {"pkg": pkg, "sources": sources})
-        glue = conn.modules[pkg + "._classic"]
-        remote_root = glue.attach(str(root), str(camera))
+        if family == rpyc_family.OLD:
+            remote_root = conn.attach(pkg + "._classic", "attach", (str(root), str(camera)))
+        else:
+            glue = conn.modules[pkg + "._classic"]
+            remote_root = glue.attach(str(root), str(camera))
         hello = json.loads(remote_root.hello())
     except Exception as e:
         try:
             conn.close()
         except Exception:
             pass
+        if isinstance(e, ApiError):
+            raise
+        rpyc_family.remember(host, port, None)
         if isinstance(e, (EOFError, socket.error)):
             raise ApiError(502, "protocol", "The rpyc classic server at %s:%s closed the connection while "
                            "the agent code was being set up: %s" % (host, port, e))
         raise ApiError(502, "protocol", "%s:%s runs an rpyc classic server, but setting up the agent code "
                        "there failed: %s: %s" % (host, port, type(e).__name__, e))
+    hello["rpyc_version"] = rpyc_family.version_text(rpyc_version)
+    hello["python"] = rpyc_family.version_text(python)
     return ClassicConnection(conn, remote_root, hello)

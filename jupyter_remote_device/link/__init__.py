@@ -1,0 +1,1 @@
+"""The Jupyter side of the board link (never sent to a board)."""

@@ -1,0 +1,268 @@
+"""The bridge process: one rpyc <= 5 classic connection to a board, driven over our pipes.
+
+Started by ``link/bridge/__init__.py`` as ``python -I -S -c ...`` with only the standard library,
+this folder and the shipped rpyc 5.3.1 wheel (zipimport) on ``sys.path``: the Jupyter side's own
+rpyc 6 is never imported here, and nothing of jupyter_remote_device either. The TCP connection to
+the board is made by the Jupyter side (``allowed_networks``, timeouts, tunnels) and handed over as
+file descriptor 3.
+
+Requests arrive on stdin, answers leave on the original stdout, both in ``framing``'s format
+(JSON + raw bytes, never pickle). Python's own stdout is pointed at stderr so nothing else can
+write into the answer pipe. Requests (``{"id", "op", ...}``):
+
+* ``open {"config"}``: the rpyc connection over fd 3, with rpyc's client-only ``ClassicClient``;
+* ``eval {"code"}`` / ``execute {"code"}``: classic eval/execute on the board, plain results only;
+* ``attach {"module", "func"?, "args"?}``: the object calls are made on: ``modules[module]`` or
+  ``modules[module].func(*args)``;
+* ``call {"name", "args"}``: ``<attached>.name(*args)``, asynchronously: many may be in flight;
+* ``ping {"timeout"}``, ``close``.
+
+Answers: ``{"id", "ok": value}``, ``{"id", "exc": <rpyc's own boxed exception, as the board sent
+it>}`` (the Jupyter side unboxes it with its rpyc, as for any board), or ``{"id", "error":
+{"type", "message"}}`` for a failure here (the link broke, a non-plain answer). When the board
+link ends: ``{"event": "closed", "message"}`` and the process exits.
+"""
+import os
+import sys
+import threading
+
+import framing
+
+OPS = ("open", "eval", "execute", "attach", "call", "ping", "close")
+
+
+class BoardRaised(Exception):
+    """An exception the board raised, still in rpyc's boxed (brine) form."""
+
+    def __init__(self, raw):
+        Exception.__init__(self, "remote exception")
+        self.raw = raw
+
+
+class Bridge(object):
+    def __init__(self, out):
+        self.out = out
+        self.out_lock = threading.Lock()
+        self.conn = None
+        self.target = None
+        self.methods = {}
+        self.closing = False
+
+    # -- answers
+    def send(self, message):
+        try:
+            data = framing.encode(message)
+        except (framing.FramingError, TypeError, ValueError) as e:
+            if "id" not in message:
+                return
+            data = framing.encode({"id": message["id"], "error": {"type": "protocol",
+                                                                  "message": "unsendable answer: %s" % e}})
+        with self.out_lock:
+            try:
+                self.out.write(data)
+                self.out.flush()
+            except (OSError, ValueError):
+                os._exit(0)  # the Jupyter side is gone
+
+    def fail(self, rid, kind, message):
+        self.send({"id": rid, "error": {"type": kind, "message": str(message)[:2000]}})
+
+    def answer(self, rid, fn):
+        """Run ``fn()`` and send its result (or what went wrong)."""
+        import rpyc
+        try:
+            value = fn()
+        except BoardRaised as e:
+            self.send({"id": rid, "exc": e.raw})
+            return
+        except EOFError as e:
+            self.fail(rid, "eof", e or "the board closed the connection")
+            return
+        except rpyc.AsyncResultTimeout as e:
+            self.fail(rid, "timeout", e)
+            return
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+            self.fail(rid, type(e).__name__, e)
+            return
+        except Exception as e:  # anything else rpyc raised locally
+            self.fail(rid, "protocol", "%s: %s" % (type(e).__name__, e))
+            return
+        bad = non_plain(value)
+        if bad is not None:
+            self.fail(rid, "protocol", "the board answered with %s, not plain data" % bad)
+            return
+        self.send({"id": rid, "ok": value})
+
+    # -- requests
+    def open(self, req):
+        import socket
+
+        import rpyc
+        from rpyc.core.channel import Channel
+        from rpyc.core.service import ClassicClient
+        from rpyc.core.stream import SocketStream
+        from rpyc.utils.factory import connect_channel
+
+        limit = int(req.get("max_frame") or (64 << 20))
+
+        class BoundedChannel(Channel):
+            """Refuse absurd frames (a hostile board announcing gigabytes, or a zlib bomb)."""
+
+            def recv(self):
+                import zlib
+                header = self.stream.read(self.FRAME_HEADER.size)
+                length, compressed = self.FRAME_HEADER.unpack(header)
+                if length > limit:
+                    self.close()
+                    raise EOFError("the board sent a %d-byte frame (limit %d)" % (length, limit))
+                data = self.stream.read(length + len(self.FLUSHER))[:-len(self.FLUSHER)]
+                if compressed:
+                    d = zlib.decompressobj()
+                    data = d.decompress(data, limit)
+                    if d.unconsumed_tail:
+                        self.close()
+                        raise EOFError("the board sent a frame inflating past %d bytes" % limit)
+                return data
+
+        class BigChunkStream(SocketStream):
+            MAX_IO_CHUNK = 1 << 20
+
+        sock = socket.socket(fileno=int(req.get("fd", 3)))
+        sock.settimeout(None)
+        config = dict(req.get("config") or {})
+        self.conn = connect_channel(BoundedChannel(BigChunkStream(sock), compress=False),
+                                    service=ClassicClient, config=config)
+        self.conn._unbox_exc = BoardRaised  # keep the board's exceptions boxed: the Jupyter side unboxes
+        t = threading.Thread(target=self.serve, name="bridge-serve")
+        t.daemon = True
+        t.start()
+        return rpyc.__version__
+
+    def serve(self):
+        message = "the board closed the connection"
+        try:
+            while not self.conn.closed:
+                self.conn.serve(1.0)
+        except EOFError as e:
+            message = str(e) or message
+        except Exception as e:
+            message = "the rpyc connection broke: %s: %s" % (type(e).__name__, e)
+        if not self.closing:
+            self.send({"event": "closed", "message": message})
+        os._exit(0)
+
+    def attach(self, req):
+        mod = self.conn.modules[str(req["module"])]
+        func = req.get("func")
+        self.target = getattr(mod, str(func))(*tuple(req.get("args") or ())) if func else mod
+        self.methods = {}
+        return True
+
+    def call(self, rid, req):
+        import rpyc
+        name = str(req.get("name"))
+        args = tuple(req.get("args") or ())
+        fn = self.methods.get(name)
+        if fn is None:
+            if self.target is None:
+                self.fail(rid, "protocol", "nothing attached")
+                return
+            if name.startswith("_"):
+                self.fail(rid, "AttributeError", name)
+                return
+
+            def resolve():  # a getattr round trip: not on the reading thread
+                try:
+                    f = self.methods[name] = rpyc.async_(getattr(self.target, name))
+                except BoardRaised as e:
+                    self.send({"id": rid, "exc": e.raw})
+                    return
+                except Exception as e:
+                    self.fail(rid, "eof" if isinstance(e, EOFError) else type(e).__name__, e)
+                    return
+                self.start_call(rid, f, args)
+            spawn(resolve)
+            return
+        self.start_call(rid, fn, args)
+
+    def start_call(self, rid, fn, args):
+        try:
+            res = fn(*args)
+        except Exception as e:
+            self.fail(rid, "eof" if isinstance(e, EOFError) else type(e).__name__, e)
+            return
+        res.add_callback(lambda r: self.answer(rid, lambda: r.value))
+
+    def handle(self, req):
+        rid = req.get("id")
+        op = req.get("op")
+        if op not in OPS:
+            self.fail(rid, "protocol", "unknown request %r" % (op,))
+            return
+        if op == "call":
+            self.call(rid, req)
+            return
+        if self.conn is None and op != "open":
+            self.fail(rid, "protocol", "not open")
+            return
+        if op == "open":
+            self.answer(rid, lambda: self.open(req))
+        elif op == "eval":
+            spawn(self.answer, rid, lambda: self.conn.eval(str(req["code"])))
+        elif op == "execute":
+            spawn(self.answer, rid, lambda: self.conn.execute(str(req["code"])))
+        elif op == "attach":
+            spawn(self.answer, rid, lambda: self.attach(req))
+        elif op == "ping":
+            spawn(self.answer, rid, lambda: self.conn.ping(timeout=float(req.get("timeout") or 3)) or True)
+        elif op == "close":
+            self.closing = True
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.send({"id": rid, "ok": True})
+            os._exit(0)
+
+
+def spawn(fn, *args):
+    t = threading.Thread(target=fn, args=args)
+    t.daemon = True
+    t.start()
+
+
+def non_plain(value, depth=0):
+    """None when ``value`` is plain data (what the agent's wire allows); else what it is."""
+    if value is None or type(value) in (bool, int, float, str, bytes):
+        return None
+    if type(value) is tuple and depth < framing.MAX_DEPTH:
+        for v in value:
+            bad = non_plain(v, depth + 1)
+            if bad is not None:
+                return bad
+        return None
+    return "an object reference" if hasattr(value, "____id_pack__") else "a %s" % type(value).__name__
+
+
+def main():
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)                       # print() and friends go to stderr, never into the answers
+    sys.stdout = sys.stderr
+    inp = os.fdopen(os.dup(0), "rb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    bridge = Bridge(out)
+    while True:
+        try:
+            req = framing.read_message(inp)
+        except (EOFError, OSError):
+            os._exit(0)                 # the Jupyter side closed: so do we
+        except framing.FramingError as e:
+            sys.stderr.write("bridge: bad request: %s\n" % e)
+            os._exit(2)
+        if isinstance(req, dict):
+            bridge.handle(req)
+
+
+if __name__ == "__main__":
+    main()
