@@ -1,0 +1,219 @@
+"""MaixPy3 boards exactly as they ship: Python 3.8 with rpyc 5.3.1 or 4.1.5 serving
+``ThreadedServer(SlaveService)`` from ``python -c``, a stand-in MaixPy3 ``maix`` on the board's path,
+nothing of ours installed. rpyc 6 (ours) cannot speak to them; the bridge (``link/bridge``) does.
+
+Through a real jupyter_server: probe, connect (sidebar's info: rpyc and Python versions), exec with
+output, interrupt, files, the maix camera over the WS, discovery; the kernel's ``$connect`` with
+cells, live output and interrupt; a board too old for anything gets words, not a timeout.
+Skips with the reason when no Python 3.8 exists or pip cannot fetch the board's rpyc.
+"""
+import asyncio
+import io
+import json
+import os
+import sys
+import time
+
+import pytest
+
+from jupyter_remote_device.link import rpyc_family
+from jupyter_remote_device.link.bridge import WHEEL, WHEEL_SHA256
+from jupyter_remote_device.server.classic import probe_board
+from old_boards import OldBoard, board_python
+from jrd_helpers import wait_for
+
+BOARDS = ["5.3.1", "4.1.5"]
+
+
+@pytest.fixture(scope="module", params=BOARDS)
+def board(request):
+    py, why = board_python("3.8", request.param)
+    if py is None:
+        pytest.skip(why)
+    b = OldBoard(py)
+    b.rpyc = request.param
+    yield b
+    b.close()
+
+
+def test_the_shipped_wheel_is_pypis_and_needs_no_plumbum():
+    import hashlib
+    import subprocess
+    with open(WHEEL, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == WHEEL_SHA256
+    # what the bridge imports (isolated: no site-packages, so neither our rpyc 6 nor plumbum)
+    code = ("import sys; sys.path.insert(0, %r); import rpyc, rpyc.core.service, rpyc.utils.factory; "
+            "print(rpyc.__version__, 'plumbum' in sys.modules, rpyc.__file__.startswith(%r))" % (WHEEL, WHEEL))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["5.3.1", "False", "True"]
+
+
+def test_probe_tells_the_family_at_once(board):
+    rpyc_family.remember("127.0.0.1", board.port, None)
+    t0 = time.monotonic()
+    found = probe_board("127.0.0.1", board.port, timeout=2.0)
+    assert found == {"kind": "classic", "rpyc_family": 5}
+    assert time.monotonic() - t0 < 1.0   # no waiting for a greeting that never comes
+    assert not [line for line in board.log if "Traceback" in line]  # the board understood the ping
+
+
+async def _connect(api, board):
+    code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": board.port, "name": "maixpy3"})
+    assert code in (200, 201), dev
+    code, d = await api("POST", "devices/%s/session" % dev["id"])
+    assert code == 200, d
+    return d
+
+
+async def test_connect_exec_interrupt_files(api, jp_fetch, board):
+    d = await _connect(api, board)
+    did = d["id"]
+    assert d["status"] == "connected" and d["kind"] == "classic", d
+    assert d["info"]["rpyc_version"] == board.rpyc and d["info"]["python"].startswith("3.8."), d["info"]
+    code, r = await api("POST", "devices/%s/exec" % did,
+                        {"code": "import sys, rpyc\nprint(sys.version_info[:2], 6 * 7)"})
+    assert code == 200 and r["error"] is None and r["stdout"] == "(3, 8) 42\n", r
+    code, r = await api("POST", "devices/%s/exec" % did, {"code": "1/0"})
+    assert code == 200 and r["error"]["ename"] == "ZeroDivisionError", r
+    # interrupt: a loop that never ends is stopped by the exec timeout, the board stays usable
+    t0 = time.monotonic()
+    code, r = await api("POST", "devices/%s/exec" % did,
+                        {"code": "import time\nwhile True:\n    time.sleep(0.05)", "timeout": 1.5})
+    assert code == 504 and r["reason"] == "timeout", r
+    assert time.monotonic() - t0 < 6
+    code, r = await api("POST", "devices/%s/exec" % did, {"code": "print('still here')"})
+    assert code == 200 and r["stdout"] == "still here\n", r
+    # files, into ~/jrd-root on the board
+    payload = os.urandom(300000)
+    code, r = await api("PUT", "devices/%s/files/content" % did, raw_body=payload, path="data/blob.bin")
+    assert code == 201 and r["size"] == len(payload), r
+    with open(os.path.join(board.root, "data", "blob.bin"), "rb") as f:
+        assert f.read() == payload
+    code, listing = await api("GET", "devices/%s/files" % did, path="data")
+    assert code == 200 and [e["name"] for e in listing["entries"]] == ["blob.bin"], listing
+    r = await jp_fetch("jupyter-remote-device", "devices", did, "files", "content", params={"path": "data/blob.bin"})
+    assert r.code == 200 and r.body == payload
+    code, r = await api("GET", "devices/%s/files/content" % did, path="nope.txt")
+    assert code == 404 and r["reason"] == "not-found", r
+    code, _ = await api("DELETE", "devices/%s/files" % did, path="data/blob.bin")
+    assert code == 204 and not os.path.exists(os.path.join(board.root, "data", "blob.bin"))
+    code, _ = await api("DELETE", "devices/%s/session" % did)
+    assert code == 204
+    await api("DELETE", "devices/" + did)
+
+
+async def test_maix_camera_streams(api, jp_ws_fetch, board):
+    from PIL import Image
+    d = await _connect(api, board)
+    did = d["id"]
+    cams = d["info"]["cameras"]
+    assert cams and cams[0]["backend"] == "maix", cams
+    ws = await jp_ws_fetch("jupyter-remote-device", "devices", did, "camera",
+                           params={"width": "240", "height": "240", "quality": "70", "fps": "0"})
+    frames = []
+    end = time.time() + 20
+    while len(frames) < 5 and time.time() < end:
+        msg = await asyncio.wait_for(ws.read_message(), 10)
+        assert msg is not None, "camera socket closed"
+        if isinstance(msg, bytes):
+            n = int.from_bytes(msg[:4], "big")
+            header = json.loads(msg[4:4 + n])
+            frames.append((header, msg[4 + n:]))
+    ws.close()
+    assert len(frames) == 5
+    seqs = [h["seq"] for h, _ in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    h, jpeg = frames[-1]
+    assert (h["width"], h["height"]) == (240, 240) and h["format"] == "jpeg"
+    assert Image.open(io.BytesIO(jpeg)).size == (240, 240)
+    code, _ = await api("DELETE", "devices/%s/session" % did)
+    await api("DELETE", "devices/" + did)
+
+
+@pytest.fixture
+def jrd_config(jrd_config, request):
+    if "probe_board_port" in request.fixturenames:
+        jrd_config.update(probe_hosts=["127.0.0.1"], probe_ports=[request.getfixturevalue("probe_board_port")],
+                          probe_interval=1.0)
+    return jrd_config
+
+
+@pytest.fixture
+def probe_board_port(board):
+    return board.port
+
+
+async def test_probe_discovery_lists_the_board(api, board, probe_board_port):
+    async def found():
+        code, body = await api("GET", "devices")
+        return [d for d in body["devices"] if d["port"] == board.port and d["source"] == "probe"]
+
+    devs = await wait_for(found, 20)
+    assert devs and devs[0]["kind"] == "classic", devs
+    code, d = await api("POST", "devices/%s/session" % devs[0]["id"])
+    assert code == 200 and d["info"]["rpyc_version"] == board.rpyc, d
+    await api("DELETE", "devices/%s/session" % devs[0]["id"])
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """The remote-device kernelspec and an empty Jupyter data dir (no saved boards)."""
+    pytest.importorskip("jupyter_client")
+    from jupyter_client.kernelspec import KernelSpecManager
+    base = tmp_path_factory.mktemp("old-kernel")
+    spec = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "jupyter_remote_device", "kernel", "spec")
+    KernelSpecManager().install_kernel_spec(spec, "remote-device", prefix=str(base / "prefix"))
+    (base / "data" / "remote_device").mkdir(parents=True)
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_DATA_DIR")}
+    os.environ["JUPYTER_PATH"] = str(base / "prefix" / "share" / "jupyter")
+    os.environ["JUPYTER_DATA_DIR"] = str(base / "data")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_kernel_dollar_connect_cells_and_interrupt(kernel_env, board):
+    from test_kernel import TIMEOUT, Kernel, of_type, texts
+    k = Kernel()
+    try:
+        reply, msgs = k.run('$connect("127.0.0.1:%d")' % board.port)
+        assert reply["status"] == "ok", (reply, msgs)
+        said = texts(msgs)
+        assert "classic" in said and "rpyc %s" % board.rpyc in said and "Python 3.8." in said, said
+        # live output: each line arrives while the cell still runs
+        msg_id = k.kc.execute("import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.4)\nq = 5")
+        arrivals = []
+        while True:
+            m = k.kc.get_iopub_msg(timeout=TIMEOUT)
+            if m["parent_header"].get("msg_id") != msg_id:
+                continue
+            if m["msg_type"] == "stream":
+                arrivals.append((time.monotonic(), m["content"]["text"]))
+            if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                break
+        assert "".join(t for _, t in arrivals) == "0\n1\n2\n"
+        assert arrivals[-1][0] - arrivals[0][0] > 0.5, arrivals
+        reply, msgs = k.run("q * 2")
+        assert of_type(msgs, "execute_result")[0]["data"]["text/plain"] == "10"
+        reply, msgs = k.run("1/0")
+        assert reply["ename"] == "ZeroDivisionError"
+        # MaixPy3 code as notebooks written for rpyc_ikernel have it
+        reply, msgs = k.run("from maix import camera, display\ncamera.config((240, 240))\n"
+                            "img = camera.capture()\ndisplay.show(img)\nimg.size")
+        assert reply["status"] == "ok", reply
+        assert of_type(msgs, "execute_result")[0]["data"]["text/plain"] == "(240, 240)"
+        # interrupt a blocking call; the namespace stays
+        msg_id = k.kc.execute("import time\ntime.sleep(60)")
+        time.sleep(1.0)
+        t0 = time.time()
+        k.km.interrupt_kernel()
+        reply = k.kc.get_shell_msg(timeout=TIMEOUT)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["ename"] == "KeyboardInterrupt" and time.time() - t0 < 3
+        assert k.run("q")[0]["status"] == "ok"
+    finally:
+        k.close()
