@@ -16,11 +16,11 @@ import time
 
 import pytest
 
+from jrd_helpers import wait_for
 from jupyter_remote_device.link import rpyc_family
 from jupyter_remote_device.link.bridge import WHEEL, WHEEL_SHA256
 from jupyter_remote_device.server.classic import probe_board
 from old_boards import OldBoard, board_python
-from jrd_helpers import wait_for
 
 BOARDS = ["5.3.1", "4.1.5"]
 

@@ -343,6 +343,7 @@ class ClassicBackend(_Backend):
             family = found.get("rpyc_family") or rpyc_family.NEW
         if family == rpyc_family.OLD:  # rpyc 4.x/5.x (MaixPy3): through an rpyc 5.3.1 bridge process
             import time
+
             from ..link.bridge import BridgeConnection
             try:
                 sock = agent_client._dial(t.host, t.port, time.monotonic() + float(self.timeout))
