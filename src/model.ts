@@ -10,16 +10,15 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   ApiError,
-  defaultSocketFactory,
   EventMessage,
   IDevice,
   IDevicesApi,
   IJob,
-  ISocketLike,
   restApi,
   SocketFactory,
   wsUrl
 } from './api';
+import { exponentialBackoff, ReconnectingSocket, SocketState } from './socket';
 import { FRONTEND_VERSION } from './version';
 
 /** What the version handshake found out about the server extension. */
@@ -54,6 +53,14 @@ export namespace DevicesModel {
   }
 }
 
+/** The events socket's state as the model reports it. */
+const EVENTS_STATE: { [K in SocketState]: EventsState } = {
+  idle: 'idle',
+  connecting: 'connecting',
+  open: 'open',
+  waiting: 'closed'
+};
+
 const FINISHED: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
 export function isJobFinished(job: IJob): boolean {
@@ -63,13 +70,22 @@ export function isJobFinished(job: IJob): boolean {
 export class DevicesModel implements IDisposable {
   constructor(options: DevicesModel.IOptions = {}) {
     this._api = options.api ?? restApi;
-    this._socketFactory = options.socketFactory ?? defaultSocketFactory;
     this._eventsUrl = options.eventsUrl ?? (() => wsUrl('events'));
     this._frontendVersion = options.frontendVersion ?? FRONTEND_VERSION;
-    this._initialBackoff = options.initialBackoff ?? 1000;
     this._maxBackoff = options.maxBackoff ?? 30000;
     this._fallbackPollInterval = options.fallbackPollInterval ?? 5000;
     this._jobPollInterval = options.jobPollInterval ?? 1500;
+    this._events = new ReconnectingSocket({
+      url: this._eventsUrl,
+      socketFactory: options.socketFactory,
+      retryDelay: exponentialBackoff(
+        options.initialBackoff ?? 1000,
+        this._maxBackoff
+      )
+    });
+    this._events.stateChanged.connect(this._onEventsState, this);
+    this._events.opened.connect(this._onEventsOpened, this);
+    this._events.messageReceived.connect(this._onEventsMessage, this);
   }
 
   /** The REST API in use. */
@@ -377,19 +393,7 @@ export class DevicesModel implements IDisposable {
       clearTimeout(this._jobTimer);
       this._jobTimer = null;
     }
-    const socket = this._socket;
-    this._socket = null;
-    if (socket) {
-      socket.onclose = null;
-      socket.onmessage = null;
-      socket.onerror = null;
-      socket.onopen = null;
-      try {
-        socket.close();
-      } catch {
-        // ignore
-      }
-    }
+    this._events.dispose();
     Signal.clearData(this);
   }
 
@@ -402,86 +406,58 @@ export class DevicesModel implements IDisposable {
       return;
     }
     this._clearReconnect();
-    this._attempts = 0;
     this._openEvents();
   }
 
   /** Current reconnect delay (for tests and the UI). */
   get nextBackoff(): number {
-    return Math.min(
-      this._maxBackoff,
-      this._initialBackoff * Math.pow(2, Math.max(0, this._attempts - 1))
-    );
+    return this._events.nextDelay;
   }
 
   private _openEvents(): void {
     if (this._isDisposed) {
       return;
     }
-    this._setEventsState('connecting');
-    let socket: ISocketLike;
-    try {
-      socket = this._socketFactory(this._eventsUrl());
-    } catch {
-      this._onEventsClosed();
-      return;
+    if (this._events.isRunning) {
+      this._events.retryNow();
+    } else {
+      this._events.start();
     }
-    this._socket = socket;
-    socket.onopen = () => {
-      if (this._socket !== socket) {
-        return;
-      }
-      const reconnected = this._everOpened;
-      this._everOpened = true;
-      this._attempts = 0;
-      this._stopFallbackPoll();
-      this._setEventsState('open');
-      if (reconnected || this._server.kind !== 'ok') {
-        // Jupyter may have restarted with another version.
-        void this.handshake();
-      }
-    };
-    socket.onmessage = (ev: { data: any }) => {
-      if (this._socket !== socket) {
-        return;
-      }
-      if (typeof ev.data !== 'string') {
-        return;
-      }
-      let msg: EventMessage;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      this.handleMessage(msg);
-    };
-    socket.onerror = () => {
-      // onclose follows.
-    };
-    socket.onclose = () => {
-      if (this._socket !== socket) {
-        return;
-      }
-      this._socket = null;
-      this._onEventsClosed();
-    };
   }
 
-  private _onEventsClosed(): void {
-    if (this._isDisposed) {
+  private _onEventsState(
+    _: ReconnectingSocket,
+    change: ReconnectingSocket.IStateChange
+  ): void {
+    this._setEventsState(EVENTS_STATE[change.state]);
+    if (change.state === 'waiting') {
+      this._startFallbackPoll();
+      this._scheduleJobPoll();
+    }
+  }
+
+  private _onEventsOpened(
+    _: ReconnectingSocket,
+    opened: ReconnectingSocket.IOpened
+  ): void {
+    this._stopFallbackPoll();
+    if (opened.reconnected || this._server.kind !== 'ok') {
+      // Jupyter may have restarted with another version.
+      void this.handshake();
+    }
+  }
+
+  private _onEventsMessage(_: ReconnectingSocket, data: any): void {
+    if (typeof data !== 'string') {
       return;
     }
-    this._setEventsState('closed');
-    this._attempts += 1;
-    const delay = this.nextBackoff;
-    this._clearReconnect();
-    this._reconnectTimer = setTimeout(() => {
-      this._reconnectTimer = null;
-      this._openEvents();
-    }, delay);
-    this._startFallbackPoll();
-    this._scheduleJobPoll();
+    let msg: EventMessage;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    this.handleMessage(msg);
   }
 
   private _clearReconnect(): void {
@@ -623,11 +599,10 @@ export class DevicesModel implements IDisposable {
   }
 
   private _api: IDevicesApi;
-  private _socketFactory: SocketFactory;
   private _eventsUrl: () => string;
   private _frontendVersion: string;
-  private _initialBackoff: number;
   private _maxBackoff: number;
+  private _events: ReconnectingSocket;
   private _fallbackPollInterval: number;
   private _jobPollInterval: number;
 
@@ -638,9 +613,6 @@ export class DevicesModel implements IDisposable {
   private _pending = new Set<string>();
   private _server: ServerState = { kind: 'unknown' };
   private _eventsState: EventsState = 'idle';
-  private _socket: ISocketLike | null = null;
-  private _attempts = 0;
-  private _everOpened = false;
   private _started = false;
   private _loaded = false;
   private _lastError: string | null = null;
@@ -661,71 +633,5 @@ function sameDevice(a: IDevice, b: IDevice): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Human helpers shared by the widgets. */
-export namespace Format {
-  export function bytes(n: number | null | undefined): string {
-    if (n === null || n === undefined || !isFinite(n)) {
-      return '?';
-    }
-    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-    let i = 0;
-    let v = n;
-    while (v >= 1024 && i < units.length - 1) {
-      v /= 1024;
-      i++;
-    }
-    return `${v < 10 && i > 0 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-  }
-
-  export function memory(
-    total: number | null | undefined,
-    available: number | null | undefined
-  ): string | null {
-    if (!total) {
-      return null;
-    }
-    if (available === null || available === undefined) {
-      return bytes(total);
-    }
-    const used = total - available;
-    const pct = Math.round((used / total) * 100);
-    return `${bytes(used)} / ${bytes(total)} (${pct}%)`;
-  }
-
-  export function percent(p: number | null | undefined): string | null {
-    if (p === null || p === undefined || !isFinite(p)) {
-      return null;
-    }
-    return `${Math.round(p)}%`;
-  }
-
-  export function temperature(t: number | null | undefined): string | null {
-    if (t === null || t === undefined || !isFinite(t)) {
-      return null;
-    }
-    return `${t.toFixed(1)} °C`;
-  }
-
-  export function duration(s: number | null | undefined): string | null {
-    if (s === null || s === undefined || !isFinite(s)) {
-      return null;
-    }
-    const d = Math.floor(s / 86400);
-    const h = Math.floor((s % 86400) / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    if (d > 0) {
-      return `${d}d ${h}h`;
-    }
-    if (h > 0) {
-      return `${h}h ${m}m`;
-    }
-    return `${m}m ${Math.floor(s % 60)}s`;
-  }
-
-  export function rate(bytesPerSecond: number | null | undefined): string {
-    if (!bytesPerSecond) {
-      return '';
-    }
-    return `${bytes(bytesPerSecond)}/s`;
-  }
-}
+// The formatting helpers moved to format.ts; widgets may still import them from here.
+export { Format } from './format';
