@@ -179,4 +179,55 @@ describe('CameraViewer', () => {
     expect(viewer.node.textContent).toContain('demo-board is not connected');
     viewer.dispose();
   });
+
+  it('acks a frame once drawn and runs the frame hooks on it', async () => {
+    const { viewer } = makeViewer();
+    Widget.attach(viewer, document.body);
+    const socket = FakeSocket.all[0];
+    expect(socket.url).toContain('ack=1');
+    socket.open();
+    const hooked: number[] = [];
+    const hook = viewer.addFrameHook((ctx, frame) => {
+      expect(ctx).toBeTruthy();
+      hooked.push(frame.header.seq);
+    });
+    const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xd9]);
+    socket.onmessage!({
+      data: encodeFrame(
+        {
+          seq: 7,
+          captured_at: Date.now() / 1000,
+          width: 320,
+          height: 240,
+          format: 'jpeg'
+        },
+        jpeg
+      )
+    });
+    expect(socket.sent).toHaveLength(0); // not drawn yet: no ack
+    await tick();
+    await tick();
+    expect(hooked).toEqual([7]);
+    const acks = socket.sent
+      .map(m => JSON.parse(m))
+      .filter(m => m.type === 'ack');
+    expect(acks.map(a => a.seq)).toEqual([7]);
+    hook.dispose();
+    socket.onmessage!({
+      data: encodeFrame(
+        {
+          seq: 8,
+          captured_at: Date.now() / 1000,
+          width: 320,
+          height: 240,
+          format: 'jpeg'
+        },
+        jpeg
+      )
+    });
+    await tick();
+    await tick();
+    expect(hooked).toEqual([7]);
+    viewer.dispose();
+  });
 });

@@ -1,44 +1,46 @@
 /**
- * Live camera viewer: one WebSocket per tab, frames drawn on a <canvas> in
- * requestAnimationFrame, latest frame wins.
+ * Live camera viewer: a thin widget around a `CameraStream` (../camerastream.ts).
+ * Frames are decoded off the main path (createImageBitmap), drawn on a <canvas>
+ * in requestAnimationFrame (latest frame wins) and acknowledged once drawn, so
+ * the server never sends more than the viewer can show.  Frame hooks
+ * (`addFrameHook`) draw over each frame (vision tools); the overlay shows what the
+ * server reports: fps delivered, capture-to-ack latency, link rate and RTT, the
+ * quality and size in use.
  */
-import { MainAreaWidget } from '@jupyterlab/apputils';
-import {
-  addIcon,
-  pauseIcon,
-  runIcon,
-  Toolbar,
-  ToolbarButton
-} from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
+import { IDisposable } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
+import { SocketFactory } from '../api';
 import {
-  defaultSocketFactory,
-  ISocketLike,
-  SocketFactory,
-  wsUrl
-} from '../api';
-import { IFrame, parseFrame, parseResolution } from '../frame';
-import { cameraIcon, snapshotIcon } from '../icons';
+  CameraStream,
+  IStreamFrame,
+  IStreamSettings,
+  IStreamStatus,
+  SocketState
+} from '../camerastream';
 import { DevicesModel } from '../model';
 
-export interface IStreamSettings {
-  width: number;
-  height: number;
-  quality: number;
-  fps: number;
-}
+export { CameraPanel, RESOLUTIONS, QUALITIES, FPS_CAPS } from './camerapanel';
+export type { IStreamSettings } from '../camerastream';
 
 export interface ICameraStats {
+  /** Frames drawn per second here. */
   fps: number;
+  /** kB/s received here. */
   kbps: number;
+  /** Capture to ack as the server measured it, else now − captured_at here. */
   latencyMs: number | null;
   width: number;
   height: number;
   seq: number | null;
   frames: number;
+  /** The link rate the server measures (kbit/s), its RTT, the quality in use. */
+  linkKbps: number | null;
+  rttMs: number | null;
+  quality: number | null;
+  adaptive: boolean;
 }
 
 export type StreamState =
@@ -50,6 +52,13 @@ export type StreamState =
   | 'waiting'
   | 'closed';
 
+/** Called after each frame is drawn, with the canvas context (draw overlays, read pixels). */
+export type FrameHook = (
+  ctx: CanvasRenderingContext2D,
+  frame: IStreamFrame,
+  viewer: CameraViewer
+) => void;
+
 export namespace CameraViewer {
   export interface IOptions {
     deviceId: string;
@@ -57,22 +66,13 @@ export namespace CameraViewer {
     model: DevicesModel;
     settings: IStreamSettings;
     showOverlay: boolean;
+    /** Server-side adaptive quality (default true). */
+    adaptive?: boolean;
     socketFactory?: SocketFactory;
     /** Save a snapshot (JPEG bytes); returns the saved path. */
     saveSnapshot?: (jpeg: Uint8Array, viewer: CameraViewer) => Promise<string>;
   }
 }
-
-export const RESOLUTIONS = [
-  '160x120',
-  '320x240',
-  '640x480',
-  '800x600',
-  '1280x720',
-  '1920x1080'
-];
-export const QUALITIES = [30, 50, 70, 80, 90, 95];
-export const FPS_CAPS = [0, 1, 5, 10, 15, 30];
 
 export class CameraViewer extends Widget {
   constructor(options: CameraViewer.IOptions) {
@@ -81,9 +81,16 @@ export class CameraViewer extends Widget {
     this.deviceId = options.deviceId;
     this._deviceName = options.deviceName;
     this._model = options.model;
-    this._settings = { ...options.settings };
-    this._socketFactory = options.socketFactory ?? defaultSocketFactory;
     this._saveSnapshot = options.saveSnapshot;
+    this.stream = new CameraStream({
+      deviceId: options.deviceId,
+      settings: options.settings,
+      socketFactory: options.socketFactory,
+      adaptive: options.adaptive ?? true
+    });
+    this.stream.frameReceived.connect(this._onFrame, this);
+    this.stream.statusChanged.connect(this._onStatus, this);
+    this.stream.stateChanged.connect(this._onSocketState, this);
     this.node.dataset.deviceId = options.deviceId;
     this.node.tabIndex = -1;
 
@@ -91,8 +98,8 @@ export class CameraViewer extends Widget {
     this._stage.className = 'jp-RemoteDevice-stage';
     this._canvas = document.createElement('canvas');
     this._canvas.className = 'jp-RemoteDevice-canvas';
-    this._canvas.width = this._settings.width;
-    this._canvas.height = this._settings.height;
+    this._canvas.width = options.settings.width;
+    this._canvas.height = options.settings.height;
     this._overlay = document.createElement('div');
     this._overlay.className = 'jp-RemoteDevice-overlay';
     this._message = document.createElement('div');
@@ -108,6 +115,9 @@ export class CameraViewer extends Widget {
 
   readonly deviceId: string;
 
+  /** The DOM-free stream under this viewer. */
+  readonly stream: CameraStream;
+
   get deviceName(): string {
     return this._deviceName;
   }
@@ -117,7 +127,7 @@ export class CameraViewer extends Widget {
   }
 
   get settings(): IStreamSettings {
-    return { ...this._settings };
+    return this.stream.settings;
   }
 
   get paused(): boolean {
@@ -141,9 +151,32 @@ export class CameraViewer extends Widget {
     return this._stateChanged;
   }
 
+  get settingsChanged(): ISignal<this, IStreamSettings> {
+    return this._settingsChanged;
+  }
+
+  get nameChanged(): ISignal<this, string> {
+    return this._nameChanged;
+  }
+
+  /** Emitted after each frame is drawn (after the frame hooks ran). */
+  get frameDrawn(): ISignal<this, IStreamFrame> {
+    return this._frameDrawn;
+  }
+
   /** The JPEG bytes of the frame on screen, if any. */
   get currentJpeg(): Uint8Array | null {
     return this._current ? this._current.image : null;
+  }
+
+  /** The frame on screen, if any. */
+  get currentFrame(): IStreamFrame | null {
+    return this._current;
+  }
+
+  /** The last status message received on the socket. */
+  get lastStatus(): any {
+    return this.stream.lastStatus;
   }
 
   get showOverlay(): boolean {
@@ -156,22 +189,32 @@ export class CameraViewer extends Widget {
     this.node.classList.toggle('jp-mod-overlay', value);
   }
 
-  /** Change stream settings; sent on the open socket (no reconnect). */
-  updateSettings(partial: Partial<IStreamSettings>): void {
-    const next = { ...this._settings, ...partial };
-    if (JSON.stringify(next) === JSON.stringify(this._settings)) {
-      return;
-    }
-    this._settings = next;
-    const socket = this._socket;
-    if (socket && socket.readyState === 1) {
-      socket.send(JSON.stringify({ type: 'settings', ...next }));
-    }
-    this._settingsChanged.emit(next);
+  get adaptive(): boolean {
+    return this.stream.adaptive;
   }
 
-  get settingsChanged(): ISignal<this, IStreamSettings> {
-    return this._settingsChanged;
+  /** Run `hook` after every drawn frame; dispose the result to remove it. */
+  addFrameHook(hook: FrameHook): IDisposable {
+    this._hooks.push(hook);
+    let disposed = false;
+    return {
+      get isDisposed() {
+        return disposed;
+      },
+      dispose: () => {
+        disposed = true;
+        this._hooks = this._hooks.filter(h => h !== hook);
+      }
+    };
+  }
+
+  /** Change stream settings; sent on the open socket (no reconnect). */
+  updateSettings(
+    partial: Partial<IStreamSettings> & { adaptive?: boolean }
+  ): void {
+    if (this.stream.updateSettings(partial)) {
+      this._settingsChanged.emit(this.stream.settings);
+    }
   }
 
   pause(): void {
@@ -210,16 +253,32 @@ export class CameraViewer extends Widget {
     return this._saveSnapshot(jpeg.slice(), this);
   }
 
+  /**
+   * Suspend the stream while the viewer is off screen (e.g. a cell output
+   * scrolled away or in a hidden notebook), resume when it comes back.
+   */
+  setSuspended(value: boolean): void {
+    if (value === this._suspended) {
+      return;
+    }
+    this._suspended = value;
+    if (value) {
+      this._stop();
+      if (!this._paused) {
+        this._setState('hidden');
+      }
+    } else {
+      this._maybeStart();
+    }
+  }
+
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
     this._stop();
+    this.stream.dispose();
     this._model.deviceChanged.disconnect(this._onDeviceChanged, this);
-    if (this._statsTimer) {
-      clearInterval(this._statsTimer);
-      this._statsTimer = null;
-    }
     Signal.clearData(this);
     super.dispose();
   }
@@ -252,25 +311,7 @@ export class CameraViewer extends Widget {
     super.onCloseRequest(msg);
   }
 
-  /**
-   * Suspend the stream while the viewer is off screen (e.g. a cell output
-   * scrolled away or in a hidden notebook), resume when it comes back.
-   */
-  setSuspended(value: boolean): void {
-    if (value === this._suspended) {
-      return;
-    }
-    this._suspended = value;
-    if (value) {
-      this._stop();
-      if (!this._paused) {
-        this._setState('hidden');
-      }
-    } else {
-      this._maybeStart();
-    }
-  }
-
+  // -- stream lifecycle -------------------------------------------------------
   private get _shouldRun(): boolean {
     return (
       !this.isDisposed &&
@@ -279,6 +320,51 @@ export class CameraViewer extends Widget {
       !this._paused &&
       !this._suspended
     );
+  }
+
+  private _maybeStart(): void {
+    if (!this._shouldRun || this.stream.running) {
+      return;
+    }
+    this.stream.start();
+    this._startStats();
+  }
+
+  private _stop(): void {
+    this.stream.stop();
+    this._pending = null;
+    if (this._nextBitmap) {
+      this._nextBitmap.close();
+      this._nextBitmap = null;
+    }
+    if (this._raf) {
+      cancelAnimationFrame(this._raf);
+      this._raf = 0;
+    }
+    this._stopStats();
+  }
+
+  private _onSocketState(
+    _: CameraStream,
+    change: { state: SocketState; reason: string }
+  ): void {
+    if (change.state === 'connecting') {
+      this._setState('connecting');
+      this._setMessage('Connecting to the camera…');
+    } else if (change.state === 'open') {
+      this._setState('streaming');
+    } else if (change.state === 'waiting') {
+      this._setState('waiting');
+      const device = this._model.get(this.deviceId);
+      if (device && device.status !== 'connected') {
+        this._setMessage(this._notConnectedText(device.status));
+      } else {
+        const reason = change.reason;
+        this._setMessage(
+          `Camera stream closed${reason ? `: ${reason}` : ''}. Retrying…`
+        );
+      }
+    }
   }
 
   private _onDeviceChanged(
@@ -292,175 +378,51 @@ export class CameraViewer extends Widget {
       this._deviceName = device.name;
       this._nameChanged.emit(device.name);
     }
-    if (device.status === 'connected' && !this._socket && this._shouldRun) {
+    const waiting = this.stream.socketState === 'waiting';
+    if (device.status === 'connected' && waiting && this._shouldRun) {
       // The board came (back): try now rather than waiting for the backoff.
-      this._attempts = 0;
-      this._maybeStart();
+      this.stream.retryNow();
     } else if (
       device.status !== 'connected' &&
-      !this._socket &&
+      waiting &&
       this._state !== 'paused'
     ) {
       this._setMessage(this._notConnectedText(device.status));
     }
   }
 
-  get nameChanged(): ISignal<this, string> {
-    return this._nameChanged;
-  }
-
   private _notConnectedText(status: string): string {
-    return `${this._deviceName} is ${status === 'connecting' ? 'connecting…' : status === 'error' ? 'in error' : 'not connected'}. Connect it from the Devices sidebar; the stream resumes by itself.`;
+    const what =
+      status === 'connecting'
+        ? 'connecting…'
+        : status === 'error'
+          ? 'in error'
+          : 'not connected';
+    return `${this._deviceName} is ${what}. Connect it from the Devices sidebar; the stream resumes by itself.`;
   }
 
-  private _maybeStart(): void {
-    if (!this._shouldRun || this._socket) {
-      return;
+  private _onStatus(_: CameraStream, msg: IStreamStatus): void {
+    const message = msg.message ?? msg.error ?? undefined;
+    const state = msg.state;
+    if (state === 'error' || msg.reason) {
+      this._setMessage(message || state || 'Camera error');
+    } else if (this._stats.frames === 0 && (message || state)) {
+      this._setMessage(message || `Camera: ${state}`);
     }
-    if (this._retryTimer) {
-      clearTimeout(this._retryTimer);
-      this._retryTimer = null;
+    const s = this._stats;
+    s.linkKbps = typeof msg.link_kbps === 'number' ? msg.link_kbps : null;
+    s.rttMs = typeof msg.rtt_ms === 'number' ? msg.rtt_ms : null;
+    s.quality = typeof msg.quality === 'number' ? msg.quality : null;
+    s.adaptive = !!msg.adaptive;
+    if (typeof msg.latency_ms === 'number') {
+      this._serverLatency = msg.latency_ms;
     }
-    const s = this._settings;
-    const url = wsUrl(`devices/${encodeURIComponent(this.deviceId)}/camera`, {
-      width: s.width,
-      height: s.height,
-      quality: s.quality,
-      fps: s.fps
-    });
-    this._setState('connecting');
-    this._setMessage('Connecting to the camera…');
-    let socket: ISocketLike;
-    try {
-      socket = this._socketFactory(url);
-    } catch (error) {
-      this._scheduleRetry(String(error));
-      return;
-    }
-    socket.binaryType = 'arraybuffer';
-    this._socket = socket;
-    socket.onopen = () => {
-      if (this._socket !== socket) {
-        return;
-      }
-      this._setState('streaming');
-      this._startStats();
-    };
-    socket.onmessage = (ev: { data: any }) => {
-      if (this._socket !== socket) {
-        return;
-      }
-      if (typeof ev.data === 'string') {
-        this._onText(ev.data);
-      } else if (ev.data instanceof ArrayBuffer) {
-        this._onBinary(ev.data);
-      } else if (ev.data && typeof ev.data.arrayBuffer === 'function') {
-        void (ev.data as Blob).arrayBuffer().then(buf => {
-          if (this._socket === socket) {
-            this._onBinary(buf);
-          }
-        });
-      }
-    };
-    socket.onerror = () => {
-      // onclose follows.
-    };
-    socket.onclose = (ev: { code?: number; reason?: string }) => {
-      if (this._socket !== socket) {
-        return;
-      }
-      this._socket = null;
-      const reason = ev?.reason || this._lastStatus || '';
-      this._scheduleRetry(reason);
-    };
+    this._renderOverlay();
   }
 
-  private _scheduleRetry(reason: string): void {
-    if (!this._shouldRun) {
-      return;
-    }
-    this._setState('waiting');
-    const device = this._model.get(this.deviceId);
-    if (device && device.status !== 'connected') {
-      this._setMessage(this._notConnectedText(device.status));
-    } else {
-      this._setMessage(
-        `Camera stream closed${reason ? `: ${reason}` : ''}. Retrying…`
-      );
-    }
-    this._attempts += 1;
-    const delay = Math.min(
-      10000,
-      500 * Math.pow(2, Math.min(this._attempts, 5))
-    );
-    this._retryTimer = setTimeout(() => {
-      this._retryTimer = null;
-      this._maybeStart();
-    }, delay);
-  }
-
-  private _stop(): void {
-    if (this._retryTimer) {
-      clearTimeout(this._retryTimer);
-      this._retryTimer = null;
-    }
-    const socket = this._socket;
-    this._socket = null;
-    if (socket) {
-      socket.onopen = null;
-      socket.onmessage = null;
-      socket.onclose = null;
-      socket.onerror = null;
-      try {
-        socket.close(1000, 'viewer stopped');
-      } catch {
-        // ignore
-      }
-    }
-    this._pending = null;
-    if (this._nextBitmap) {
-      this._nextBitmap.close();
-      this._nextBitmap = null;
-    }
-    if (this._raf) {
-      cancelAnimationFrame(this._raf);
-      this._raf = 0;
-    }
-    this._stopStats();
-  }
-
-  private _onText(text: string): void {
-    let msg: any;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (!msg || typeof msg !== 'object') {
-      return;
-    }
-    if (msg.type === 'status' || msg.type === 'error') {
-      const message: string | undefined = msg.message ?? msg.error ?? undefined;
-      const state: string | undefined = msg.state ?? msg.status ?? undefined;
-      this._lastStatus = message || state || '';
-      if (msg.type === 'error' || state === 'error' || msg.reason) {
-        this._setMessage(message || state || 'Camera error');
-      } else if (this._stats.frames === 0 && (message || state)) {
-        this._setMessage(message || `Camera: ${state}`);
-      }
-      this._statusMsg = msg;
-    }
-  }
-
-  private _onBinary(buffer: ArrayBuffer): void {
-    this._bytesWindow += buffer.byteLength;
-    let frame: IFrame;
-    try {
-      frame = parseFrame(buffer);
-    } catch (error) {
-      console.warn('remote-device: bad camera frame', error);
-      return;
-    }
+  // -- frames -----------------------------------------------------------------
+  private _onFrame(_: CameraStream, frame: IStreamFrame): void {
+    this._bytesWindow += frame.bytes;
     this._pending = frame;
     if (!this._decoding) {
       void this._decodeLoop();
@@ -479,15 +441,15 @@ export class CameraViewer extends Widget {
             new Blob([frame.image as BlobPart], { type: 'image/jpeg' })
           );
         } catch {
+          this.stream.done(frame); // undecodable: don't hold the window with it
           continue;
         }
-        if (this.isDisposed || !this._socket) {
+        if (this.isDisposed || !this.stream.running) {
           bitmap.close();
           return;
         }
         if (this._nextBitmap) {
-          // Superseded before it was drawn.
-          this._nextBitmap.close();
+          this._nextBitmap.close(); // superseded before it was drawn
         }
         this._nextBitmap = bitmap;
         this._nextFrame = frame;
@@ -523,26 +485,37 @@ export class CameraViewer extends Widget {
     const ctx = canvas.getContext('2d');
     if (ctx) {
       ctx.drawImage(bitmap, 0, 0);
+      for (const hook of this._hooks) {
+        try {
+          hook(ctx, frame, this);
+        } catch (error) {
+          console.warn('remote-device: a frame hook failed', error);
+        }
+      }
     }
     bitmap.close();
+    this.stream.done(frame);
     this._current = frame;
     this._framesWindow += 1;
-    this._stats.frames += 1;
-    this._stats.width = bitmap.width || frame.header.width;
-    this._stats.height = bitmap.height || frame.header.height;
-    this._stats.seq = frame.header.seq ?? null;
+    const s = this._stats;
+    s.frames += 1;
+    s.width = bitmap.width || frame.header.width;
+    s.height = bitmap.height || frame.header.height;
+    s.seq = frame.header.seq ?? null;
     if (typeof frame.header.captured_at === 'number') {
-      this._stats.latencyMs = Date.now() - frame.header.captured_at * 1000;
+      this._localLatency = Date.now() - frame.header.captured_at * 1000;
     }
-    if (this._stats.frames === 1 || this._message.textContent) {
+    if (s.frames === 1 || this._message.textContent) {
       this._setMessage('');
     }
-    if (this._stats.frames === 1) {
+    if (s.frames === 1) {
       this._statsChanged.emit(this.stats);
     }
-    this.node.dataset.frames = String(this._stats.frames);
+    this.node.dataset.frames = String(s.frames);
+    this._frameDrawn.emit(frame);
   }
 
+  // -- stats and overlay ------------------------------------------------------
   private _startStats(): void {
     if (this._statsTimer) {
       return;
@@ -572,6 +545,7 @@ export class CameraViewer extends Widget {
     }
     this._stats.fps = this._framesWindow / dt;
     this._stats.kbps = this._bytesWindow / 1024 / dt;
+    this._stats.latencyMs = this._serverLatency ?? this._localLatency;
     this._framesWindow = 0;
     this._bytesWindow = 0;
     this._windowStart = now;
@@ -581,33 +555,42 @@ export class CameraViewer extends Widget {
 
   private _renderOverlay(): void {
     const s = this._stats;
+    const lat = s.latencyMs;
     const latency =
-      s.latencyMs === null
+      lat === null
         ? '–'
-        : Math.abs(s.latencyMs) > 60000
-          ? `${(s.latencyMs / 1000).toFixed(0)} s (board clock differs)`
-          : `${Math.round(s.latencyMs)} ms`;
+        : Math.abs(lat) > 60000
+          ? `${(lat / 1000).toFixed(0)} s (board clock differs)`
+          : `${Math.round(lat)} ms`;
     const size = s.width ? `${s.width}×${s.height}` : '';
+    const q =
+      s.quality === null ? '' : `Q${s.quality}${s.adaptive ? ' auto' : ''}`;
+    const link =
+      s.linkKbps === null
+        ? ''
+        : `${(s.linkKbps / 1000).toFixed(1)} Mbit/s${s.rttMs === null ? '' : ` · ${Math.round(s.rttMs)} ms RTT`}`;
+    const items: [string, string, string][] = [
+      ['fps', `${s.fps.toFixed(1)} fps`, 'frames drawn per second'],
+      [
+        'latency',
+        `latency ${latency}`,
+        'capture to acknowledgement, as the server measures it'
+      ],
+      ['kbps', s.kbps ? `${s.kbps.toFixed(0)} kB/s` : '', 'received here'],
+      ['link', link, 'the link rate and round trip the server measures'],
+      ['size', size, 'the size in use'],
+      ['quality', q, 'the JPEG quality in use (auto: adapted to the link)']
+    ];
     this._overlay.textContent = '';
-    for (const [k, v] of [
-      ['fps', s.fps.toFixed(1)],
-      ['latency', latency],
-      ['kB/s', s.kbps.toFixed(0)],
-      ['size', size]
-    ]) {
-      if (!v) {
+    for (const [k, text, title] of items) {
+      if (!text) {
         continue;
       }
       const item = document.createElement('span');
-      item.className = `jp-RemoteDevice-overlayItem`;
+      item.className = 'jp-RemoteDevice-overlayItem';
       item.dataset.stat = k;
-      item.textContent =
-        `${v} ${k === 'size' || k === 'latency' ? '' : k}`.trim();
-      if (k === 'latency') {
-        item.title =
-          'now − captured_at; the board clock may differ from this computer’s';
-        item.textContent = `latency ${v}`;
-      }
+      item.textContent = text;
+      item.title = title;
       this._overlay.appendChild(item);
     }
   }
@@ -631,8 +614,6 @@ export class CameraViewer extends Widget {
 
   private _model: DevicesModel;
   private _deviceName: string;
-  private _settings: IStreamSettings;
-  private _socketFactory: SocketFactory;
   private _saveSnapshot?: (
     jpeg: Uint8Array,
     viewer: CameraViewer
@@ -642,25 +623,18 @@ export class CameraViewer extends Widget {
   private _overlay: HTMLDivElement;
   private _message: HTMLDivElement;
   private _showOverlay = true;
-  private _socket: ISocketLike | null = null;
   private _paused = false;
   private _suspended = false;
   private _state: StreamState = 'closed';
-  private _attempts = 0;
-  private _retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private _pending: IFrame | null = null;
+  private _hooks: FrameHook[] = [];
+  private _pending: IStreamFrame | null = null;
   private _decoding = false;
   private _nextBitmap: ImageBitmap | null = null;
-  private _nextFrame: IFrame | null = null;
-  private _current: IFrame | null = null;
+  private _nextFrame: IStreamFrame | null = null;
+  private _current: IStreamFrame | null = null;
   private _raf = 0;
-  private _lastStatus = '';
-  private _statusMsg: any = null;
-
-  /** The last status message received on the socket. */
-  get lastStatus(): any {
-    return this._statusMsg;
-  }
+  private _serverLatency: number | null = null;
+  private _localLatency: number | null = null;
   private _statsTimer: ReturnType<typeof setInterval> | null = null;
   private _windowStart = 0;
   private _framesWindow = 0;
@@ -672,179 +646,15 @@ export class CameraViewer extends Widget {
     width: 0,
     height: 0,
     seq: null,
-    frames: 0
+    frames: 0,
+    linkKbps: null,
+    rttMs: null,
+    quality: null,
+    adaptive: false
   };
   private _statsChanged = new Signal<this, ICameraStats>(this);
   private _stateChanged = new Signal<this, StreamState>(this);
   private _settingsChanged = new Signal<this, IStreamSettings>(this);
   private _nameChanged = new Signal<this, string>(this);
-}
-
-/** A <select> in a toolbar. */
-function selectItem(
-  className: string,
-  title: string,
-  options: { value: string; label: string }[],
-  value: string,
-  onChange: (value: string) => void
-): { widget: Widget; select: HTMLSelectElement } {
-  const widget = new Widget();
-  widget.addClass('jp-RemoteDevice-toolbarSelect');
-  const label = document.createElement('label');
-  label.className = 'jp-RemoteDevice-selectLabel';
-  label.title = title;
-  const select = document.createElement('select');
-  select.className = `jp-mod-styled ${className}`;
-  select.setAttribute('aria-label', title);
-  for (const o of options) {
-    const opt = document.createElement('option');
-    opt.value = o.value;
-    opt.textContent = o.label;
-    select.appendChild(opt);
-  }
-  if (!options.some(o => o.value === value)) {
-    const opt = document.createElement('option');
-    opt.value = value;
-    opt.textContent = value;
-    select.appendChild(opt);
-  }
-  select.value = value;
-  select.addEventListener('change', () => onChange(select.value));
-  label.appendChild(select);
-  widget.node.appendChild(label);
-  return { widget, select };
-}
-
-/** The main-area tab around a viewer, with its toolbar. */
-export class CameraPanel extends MainAreaWidget<CameraViewer> {
-  constructor(viewer: CameraViewer) {
-    super({ content: viewer });
-    this.addClass('jp-RemoteDevice-cameraPanel');
-    this.title.icon = cameraIcon;
-    this.title.closable = true;
-    const setTitle = (name: string) => {
-      this.title.label = `Camera: ${name}`;
-      this.title.caption = `Live camera of ${name}`;
-    };
-    setTitle(viewer.deviceName);
-    viewer.nameChanged.connect((_, name) => setTitle(name));
-    const toolbar: Toolbar = this.toolbar;
-
-    const pauseButton = new ToolbarButton({
-      icon: pauseIcon,
-      label: 'Pause',
-      className: 'jp-RemoteDevice-pause',
-      tooltip: 'Pause / resume the stream',
-      onClick: () => {
-        viewer.togglePause();
-      }
-    });
-    const updatePause = () => {
-      const paused = viewer.paused;
-      pauseButton.node.dataset.paused = String(paused);
-      const btn = pauseButton.node.querySelector('button');
-      const lbl = pauseButton.node.querySelector(
-        '.jp-ToolbarButtonComponent-label'
-      );
-      if (lbl) {
-        lbl.textContent = paused ? 'Resume' : 'Pause';
-      }
-      if (btn) {
-        btn.setAttribute(
-          'title',
-          paused ? 'Resume the stream' : 'Pause the stream'
-        );
-        btn.setAttribute('aria-pressed', String(paused));
-      }
-      const iconHost = pauseButton.node.querySelector(
-        '.jp-ToolbarButtonComponent-icon'
-      );
-      if (iconHost) {
-        (paused ? runIcon : pauseIcon).element({
-          container: iconHost as HTMLElement
-        });
-      }
-    };
-    viewer.stateChanged.connect(() => updatePause());
-    toolbar.addItem('pause', pauseButton);
-
-    const s = viewer.settings;
-    const res = selectItem(
-      'jp-RemoteDevice-resolution',
-      'Resolution (the board picks its nearest mode)',
-      RESOLUTIONS.map(r => ({ value: r, label: r })),
-      `${s.width}x${s.height}`,
-      value => {
-        const [width, height] = parseResolution(value);
-        viewer.updateSettings({ width, height });
-      }
-    );
-    toolbar.addItem('resolution', res.widget);
-    const quality = selectItem(
-      'jp-RemoteDevice-quality',
-      'JPEG quality',
-      QUALITIES.map(q => ({ value: String(q), label: `Q ${q}` })),
-      String(s.quality),
-      value => viewer.updateSettings({ quality: parseInt(value, 10) })
-    );
-    toolbar.addItem('quality', quality.widget);
-    const fps = selectItem(
-      'jp-RemoteDevice-fps',
-      'Frame rate cap (0 = as fast as the board delivers)',
-      FPS_CAPS.map(f => ({
-        value: String(f),
-        label: f === 0 ? 'max fps' : `${f} fps`
-      })),
-      String(s.fps),
-      value => viewer.updateSettings({ fps: parseFloat(value) })
-    );
-    toolbar.addItem('fps', fps.widget);
-    viewer.settingsChanged.connect((_, next) => {
-      const r = `${next.width}x${next.height}`;
-      for (const [sel, v] of [
-        [res.select, r],
-        [quality.select, String(next.quality)],
-        [fps.select, String(next.fps)]
-      ] as [HTMLSelectElement, string][]) {
-        if (![...sel.options].some(o => o.value === v)) {
-          const opt = document.createElement('option');
-          opt.value = v;
-          opt.textContent = v;
-          sel.appendChild(opt);
-        }
-        sel.value = v;
-      }
-    });
-    toolbar.addItem(
-      'new-view',
-      new ToolbarButton({
-        icon: addIcon,
-        className: 'jp-RemoteDevice-newView',
-        tooltip:
-          'Open another view of this camera beside this one (the board streams once)',
-        onClick: () => this.newViewRequested?.()
-      })
-    );
-    toolbar.addItem(
-      'snapshot',
-      new ToolbarButton({
-        icon: snapshotIcon,
-        label: 'Snapshot',
-        className: 'jp-RemoteDevice-snapshot',
-        tooltip:
-          'Save the current frame as a JPEG in the file browser’s folder',
-        onClick: () => {
-          void this.snapshotRequested();
-        }
-      })
-    );
-  }
-
-  /** Set by the plugin: open another view of the same board beside this one. */
-  newViewRequested: (() => void) | null = null;
-
-  /** Overridden by the plugin to report errors through the UI. */
-  snapshotRequested: () => Promise<void> = async () => {
-    await this.content.snapshot();
-  };
+  private _frameDrawn = new Signal<this, IStreamFrame>(this);
 }
