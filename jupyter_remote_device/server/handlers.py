@@ -328,19 +328,29 @@ class JobsHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     def get(self):
-        self.reply({"jobs": self.transfers.jobs()})
+        rec = getattr(self.manager, "recordings", None)
+        self.reply({"jobs": self.transfers.jobs() + (rec.jobs() if rec is not None else [])})
 
 
 class JobHandler(BaseHandler):
-    @tornado.web.authenticated
-    @authorized
-    def get(self, job_id):
-        self.reply(self.transfers.get(job_id))
+    def _recording(self, job_id):
+        rec = getattr(self.manager, "recordings", None)
+        return rec if rec is not None and rec.has(job_id) else None
 
     @tornado.web.authenticated
     @authorized
-    def delete(self, job_id):
-        self.transfers.cancel(job_id)
+    def get(self, job_id):
+        rec = self._recording(job_id)
+        self.reply(rec.get(job_id) if rec is not None else self.transfers.get(job_id))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, job_id):
+        rec = self._recording(job_id)
+        if rec is not None:  # a recording ends "done" with a complete file (record.py)
+            await rec.stop(job_id)
+        else:
+            self.transfers.cancel(job_id)
         self.set_status(204)
         self.finish()
 
@@ -374,6 +384,9 @@ class EventsHandler(_SocketBase):
             for job in self.manager.transfers.jobs():
                 if job.get("state") == "running":
                     self.send_json({"type": "job", "job": job})
+        for job in getattr(self.manager, "recordings", None) and self.manager.recordings.jobs() or []:
+            if job.get("state") == "running":
+                self.send_json({"type": "job", "job": job})
 
     def on_message(self, message):
         pass  # nothing to say to us (yet)
@@ -394,6 +407,8 @@ def setup_handlers(server_app):
         manager.transfers = TransferManager(server_app.root_dir, manager.emit, server_app.log)
     except ImportError as e:
         server_app.log.warning("remote-device: file transfers unavailable: %s", e)
+    from . import record
+    record.setup(manager, server_app.root_dir, server_app.log)
     web_app.settings["jrd_manager"] = manager
     base = url_path_join(web_app.settings["base_url"], NAMESPACE)
     routes = [
@@ -407,6 +422,7 @@ def setup_handlers(server_app):
         (r"/devices/%s/push" % ID, PushHandler),
         (r"/devices/%s/pull" % ID, PullHandler),
         (r"/devices/%s/camera" % ID, CameraHandler),
+        (r"/devices/%s/recordings" % ID, record.recordings_handler()),
         (r"/jobs", JobsHandler),
         (r"/jobs/(?P<job_id>[^/]+)", JobHandler),
         (r"/events", EventsHandler),

@@ -495,6 +495,8 @@ class DeviceManager(LoggingConfigurable):
 
     async def shutdown(self):
         self._closing = True  # no new background work from here on (see _spawn)
+        if getattr(self, "recordings", None) is not None:
+            await self.recordings.shutdown()  # complete their files before the sessions go
         for did in list(self.sessions):
             try:
                 await self.close_session(did)
