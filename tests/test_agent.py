@@ -174,7 +174,8 @@ def test_agent_minimum_version_with_vermin():
 
 
 # rpyc; Pillow optional; the rest are the boards' own camera libraries, imported lazily by their backend
-ALLOWED_IMPORTS = {"rpyc", "PIL", "cv2", "numpy", "picamera2", "maix", "zeroconf", "libcamera", "simplejpeg"}
+ALLOWED_IMPORTS = {"rpyc", "PIL", "cv2", "numpy", "picamera2", "maix", "zeroconf", "libcamera", "simplejpeg",
+                   "av"}  # optional board libraries, imported lazily (av: replaying mp4/webm)
 
 
 def test_agent_imports_only_stdlib_and_rpyc():

@@ -34,6 +34,13 @@ def is_loopback(host):
         return False
 
 
+def _camera_arg(value):
+    if value in CAMERA_CHOICES or (value.startswith("file:") and len(value) > 5):
+        return value
+    raise argparse.ArgumentTypeError("invalid choice: %r (choose from %s, or file:PATH)"
+                                     % (value, ", ".join(CAMERA_CHOICES)))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="jupyter-remote-device-agent",
                                 description="Serve this board to JupyterLab (jupyter-remote-device agent).",
@@ -46,7 +53,9 @@ def parse_args(argv=None):
                         "variable); default: reuse or create ~/.config/jupyter-remote-device/token")
     p.add_argument("--token-file", default=None, help="read the token from this file (created if missing)")
     p.add_argument("--root", default=None, help="folder that file operations are confined to (default ~/jrd-root)")
-    p.add_argument("--camera", default="auto", choices=CAMERA_CHOICES, help="camera backend (default auto)")
+    p.add_argument("--camera", default="auto", type=_camera_arg, metavar="|".join(CAMERA_CHOICES) + "|file:PATH",
+                   help="camera backend (default auto); file:PATH plays a recording (mp4/webm/mjpeg file or "
+                        "frames folder) as the camera, looping")
     p.add_argument("--certfile", default=None, help="TLS certificate (PEM); enables TLS")
     p.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
     p.add_argument("--insecure-no-auth", action="store_true",

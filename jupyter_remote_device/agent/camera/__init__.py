@@ -42,8 +42,11 @@ def _probe_backend(name, log):
         from . import picamera2 as mod
     elif name == "maix":
         from . import maix as mod
+    elif name.startswith("file:"):  # a recording played as the camera
+        from . import replay
+        return replay.probe(name[len("file:"):], log=log)
     else:
-        raise CameraError("unknown camera backend %r (choose auto, %s)" % (name, ", ".join(BACKENDS)))
+        raise CameraError("unknown camera backend %r (choose auto, %s or file:PATH)" % (name, ", ".join(BACKENDS)))
     return mod.probe(log=log)
 
 
@@ -152,7 +155,7 @@ class CameraHub(object):
             sources = _probe_backend(backend, self.log)
             if not sources:
                 raise CameraError("camera backend %r found no camera on this board" % backend)
-            self.backend = backend
+            self.backend = "file" if backend.startswith("file:") else backend
             return sources
         for name in BACKENDS:
             try:
