@@ -229,6 +229,27 @@ async def test_responses_match_spec(vapi, agent, jp_root_dir):
                          ({"source": 1}, 400)):
         code, _ = await vapi("POST", "devices/%s/pull" % did, body)
         assert code == status, body
+    # a recording (record.py): 202 Job, listed, stopped with DELETE jobs/{id}
+    code, rec = await vapi("POST", "devices/%s/recordings" % did, {"format": "frames", "path": "spec-rec",
+                                                                   "width": 160, "height": 120})
+    assert code == 202
+    for _ in range(100):
+        code, rec = await vapi("GET", "jobs/" + rec["id"])
+        if rec["frames"] >= 2:
+            break
+        await asyncio.sleep(0.05)
+    code, _ = await vapi("GET", "devices/%s/recordings" % did)
+    assert code == 200
+    code, _ = await vapi("DELETE", "jobs/" + rec["id"])
+    assert code == 204
+    code, rec = await vapi("GET", "jobs/" + rec["id"])
+    assert rec["state"] == "done" and rec["frames"] >= 2
+    code, _ = await vapi("POST", "devices/%s/recordings" % did, {"format": "gif"})
+    assert code == 400
+    code, _ = await vapi("POST", "devices/%s/recordings" % did, {"format": "mp4", "path": "../x.mp4"})
+    assert code == 403
+    code, _ = await vapi("GET", "devices/nope/recordings")
+    assert code == 404
     code, _ = await vapi("DELETE", "devices/%s/session" % did)
     assert code == 204
     code, _ = await vapi("DELETE", "devices/" + did)

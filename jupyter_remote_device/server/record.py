@@ -1,7 +1,7 @@
 """Camera recordings on the server: ``POST devices/{id}/recordings`` -> 202 Job (kind "record").
 
-A recording is one more subscriber of the board's camera fan-out (stream.py): it
-takes every frame of the shared capture, as the board's JPEG bytes, at the
+A recording is one more subscriber of the board's camera fan-out (stream.py's
+``CameraStreams.subscribe``): it takes every frame of the shared capture, as the board's JPEG bytes, at the
 source's rate (no second capture on the board; with the same settings as an open
 tab it shares that tab's device stream and encode).  Frames go into a queue and a
 worker thread of the recording writes them (record_writers.py: PyAV for mp4/webm/
@@ -24,6 +24,7 @@ Closing every camera tab does not stop it: the recording is its own subscriber.
 """
 import asyncio
 import collections
+import io
 import json
 import os
 import queue
@@ -85,27 +86,6 @@ def resolve_destination(root_dir, path):
     return full, os.path.relpath(full, root).replace(os.sep, "/")
 
 
-class _Sink(object):
-    """What the camera fan-out's viewer writes to (it expects a WebSocket): frames go to
-    the recording's queue, status messages to its state watch.  Every write completes
-    at once, so the fan-out never drops a frame for this subscriber."""
-
-    def __init__(self, rec):
-        self.rec = rec
-
-    def write_message(self, message, binary=False):
-        if binary:
-            self.rec._on_frame(message)
-        else:
-            try:
-                self.rec._on_status(json.loads(message))
-            except (TypeError, ValueError):
-                pass
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
-
-
 class Recording(object):
     def __init__(self, manager, device_id, device_name, fmt, full, display, settings, camera_id, seconds):
         self.id = uuid.uuid4().hex[:12]
@@ -136,7 +116,6 @@ class Recording(object):
         self.created = time.time()
         self.finished = None
         self.viewer = None
-        self.pump = None
         self.queue = queue.Queue()
         self.queued = 0
         self.thread = None
@@ -167,6 +146,7 @@ class Recording(object):
 
     # -- loop side -----------------------------------------------------------
     def _on_frame(self, frame):
+        frame = frame.data  # the wire bytes (header + JPEG); checked again in the worker
         if self._stopping:
             return
         if self.queued >= QUEUE_MAX:
@@ -175,7 +155,7 @@ class Recording(object):
         self.queued += 1
         self.queue.put(frame)
 
-    def _on_status(self, msg):
+    def _on_status(self, msg):  # on the loop
         state = msg.get("state")
         if self._stopping:
             return
@@ -206,14 +186,15 @@ class Recording(object):
             viewer.close()
         self.queue.put(_STOP)
 
-    async def _run_pump(self):
-        try:
-            await self.viewer.pump(_Sink(self))
-        except Exception as e:  # never leave the recording running without a source
-            self.manager.log.warning("remote-device recording %s: camera pump failed: %s", self.id, e)
-        finally:
-            if not self._stopping:
-                self.stop("session-ended", "the camera of %s closed" % self.device_name)
+    def _on_state(self, sub):
+        msg = None
+        if sub.ended is not None:
+            msg = sub.ended[1]
+        elif sub.error is not None:
+            msg = sub.error[1]
+        elif sub.stream is not None:
+            msg = sub.stream.message
+        self._on_status({"state": sub.state, "message": msg})
 
     def _finish_on_loop(self):
         self._stopping = True
@@ -300,7 +281,6 @@ class Recording(object):
         return data[4 + n:], ca, seq
 
     def _open(self, warm):
-        import io
         from PIL import Image
         size = None
         for jpeg, _, _ in warm:
@@ -443,12 +423,12 @@ class RecordingManager(object):
         rec.loop = loop
         rec.done = loop.create_future()
         await loop.run_in_executor(None, _make_parent, full, self.root_dir)
-        rec.viewer = await session.camera.add_viewer(rec.camera_id, settings)  # raises ApiError
+        rec.viewer = await session.camera.subscribe(rec.camera_id, settings, rec._on_frame,
+                                                    rec._on_state)  # raises ApiError
         self._jobs[rec.id] = rec
         self._trim()
         rec.thread = threading.Thread(target=rec.run_blocking, name="jrd-record-%s" % rec.id, daemon=True)
         rec.thread.start()
-        rec.pump = asyncio.ensure_future(rec._run_pump())
         self._emit(rec, force=True)
         if self.log:
             self.log.info("remote-device: recording %s camera %s to %s", session.name, rec.camera_id, display)
