@@ -292,7 +292,11 @@ class Recording(object):
         if size is None:
             raise RuntimeError("the camera of %s sent no decodable JPEG" % self.device_name)
         span = warm[-1][1] - warm[0][1]
-        fps = (len(warm) - 1) / span if len(warm) > 1 and span > 0 else 30.0
+        # the source's rate: by seq when the board numbers its frames (frames it made that
+        # never reached us still count), else by the frames that arrived
+        s0, s1 = warm[0][2], warm[-1][2]
+        made = (s1 - s0) if (s0 is not None and s1 is not None and 0 < s1 - s0 < 100 * len(warm)) else len(warm) - 1
+        fps = made / span if made > 0 and span > 0 else 30.0
         fps = max(1.0, min(240.0, fps))
         self.source_fps = round(fps, 2)
         writer = make_writer(self.format, self.temp)
