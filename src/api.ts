@@ -197,7 +197,8 @@ export interface IDevicesApi {
     token?: string;
   }): Promise<IDevice>;
   removeDevice(id: string): Promise<void>;
-  connect(id: string, token?: string): Promise<IDevice>;
+  /** `takeOver`: explicitly take a board another user holds (409 in-use otherwise). */
+  connect(id: string, token?: string, takeOver?: boolean): Promise<IDevice>;
   disconnect(id: string): Promise<void>;
   push(id: string, source: string, dest: string, sync?: boolean): Promise<IJob>;
   getJob(id: string): Promise<IJob>;
@@ -217,10 +218,13 @@ export const restApi: IDevicesApi = {
   removeDevice: async id => {
     await requestAPI(`devices/${enc(id)}`, { method: 'DELETE' });
   },
-  connect: (id, token) =>
+  connect: (id, token, takeOver) =>
     requestAPI<IDevice>(
       `devices/${enc(id)}/session`,
-      jsonBody('POST', token ? { token } : {})
+      jsonBody('POST', {
+        ...(token ? { token } : {}),
+        ...(takeOver ? { take_over: true } : {})
+      })
     ),
   disconnect: async id => {
     await requestAPI(`devices/${enc(id)}/session`, { method: 'DELETE' });

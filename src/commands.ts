@@ -35,6 +35,8 @@ export namespace CommandIDs {
   export const refresh = 'remote-device:refresh';
   export const openNotebook = 'remote-device:open-notebook';
   export const showSidebar = 'remote-device:show-sidebar';
+  export const forgetOffline = 'remote-device:forget-offline'; // roomcommands.ts
+  export const openCameraGrid = 'remote-device:open-camera-grid'; // widgets/cameragrid.ts
 }
 
 /** The palette category. */
@@ -120,21 +122,38 @@ export function addCommands(ctx: ICommandContext): void {
       if (!device) {
         return null;
       }
-      try {
-        const connected = await model.connect(
-          device.id,
-          typeof args?.token === 'string' ? args.token : undefined
-        );
-        Notification.success(`Connected to ${connected.name}.`, {
-          autoClose: 3000
-        });
-        return connected;
-      } catch (error) {
-        await showErrorMessage(
-          `Could not connect to ${device.name}`,
-          errorMessage(error)
-        );
-        return null;
+      const token = typeof args?.token === 'string' ? args.token : undefined;
+      let takeOver = args?.takeOver === true;
+      for (;;) {
+        try {
+          const connected = await model.connect(device.id, token, takeOver);
+          Notification.success(`Connected to ${connected.name}.`, {
+            autoClose: 3000
+          });
+          return connected;
+        } catch (error) {
+          if ((error as any)?.reason === 'in-use' && !takeOver) {
+            // Another user holds the board: taking it over is always an explicit choice.
+            const choice = await showDialog({
+              title: `${device.name} is in use`,
+              body: `${errorMessage(error).split('. Take it over')[0]}. Take it over? Their session stops.`,
+              buttons: [
+                Dialog.cancelButton(),
+                Dialog.warnButton({ label: 'Take over' })
+              ]
+            });
+            if (choice.button.accept) {
+              takeOver = true;
+              continue;
+            }
+            return null;
+          }
+          await showErrorMessage(
+            `Could not connect to ${device.name}`,
+            errorMessage(error)
+          );
+          return null;
+        }
       }
     }
   });

@@ -23,6 +23,7 @@ import {
 import { parseResolution } from './frame';
 import { DevicesModel } from './model';
 import { connectNotebooksOnKernelStart } from './notebook';
+import { addRoomCommands } from './roomcommands';
 import { CameraPanel } from './widgets/camera';
 import { cameraRendererFactory } from './widgets/cellcamera';
 import { DeviceFilesPanel } from './widgets/filetree';
@@ -98,6 +99,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       fileBrowser,
       sidebarId: sidebar.id
     });
+    addRoomCommands({ app, model, room: sidebar.room });
 
     if (palette) {
       for (const command of [
@@ -109,7 +111,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.openNotebook,
         CommandIDs.removeDevice,
         CommandIDs.refresh,
-        CommandIDs.showSidebar
+        CommandIDs.showSidebar,
+        CommandIDs.forgetOffline
       ]) {
         palette.addItem({ command, category: PALETTE_CATEGORY });
       }

@@ -271,14 +271,20 @@ export class DevicesModel implements IDisposable {
   }
 
   /** Open a session (POST devices/{id}/session). */
-  async connect(id: string, token?: string): Promise<IDevice> {
+  async connect(
+    id: string,
+    token?: string,
+    takeOver?: boolean
+  ): Promise<IDevice> {
     this._pending.add(id);
     const before = this._devices.get(id);
     if (before && before.status !== 'connected') {
       this._upsert({ ...before, status: 'connecting', error: null });
     }
     try {
-      const device = await this._api.connect(id, token);
+      const device = takeOver
+        ? await this._api.connect(id, token, true)
+        : await this._api.connect(id, token);
       this._upsert(device);
       return device;
     } catch (error) {

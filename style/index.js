@@ -1,3 +1,4 @@
 import './base.css';
 import './filetree.css';
 import './sshdialog.css';
+import './room.css';

@@ -15,6 +15,8 @@ import { IDevice } from '../api';
 import { CommandIDs } from '../commands';
 import { boardIcon } from '../icons';
 import { DevicesModel, Format, ServerState } from '../model';
+import { COMPACT_ABOVE, heldBy, RoomState, roomView } from '../room';
+import { RoomBar, sectionHeader } from './roombar';
 
 /** Small DOM builder. */
 export function h(
@@ -59,7 +61,8 @@ const STATUS_LABELS: { [key: string]: string } = {
 export class DevicesList extends Widget {
   constructor(
     private _model: DevicesModel,
-    private _commands: CommandRegistry
+    private _commands: CommandRegistry,
+    readonly room: RoomState = new RoomState()
   ) {
     super();
     this.addClass('jp-RemoteDevice-list');
@@ -68,6 +71,7 @@ export class DevicesList extends Widget {
     _model.changed.connect(this._schedule, this);
     _model.serverChanged.connect(this._schedule, this);
     _model.eventsStateChanged.connect(this._schedule, this);
+    room.changed.connect(this._schedule, this);
     this._render();
   }
 
@@ -81,6 +85,7 @@ export class DevicesList extends Widget {
     this._model.changed.disconnect(this._schedule, this);
     this._model.serverChanged.disconnect(this._schedule, this);
     this._model.eventsStateChanged.disconnect(this._schedule, this);
+    this.room.changed.disconnect(this._schedule, this);
     super.dispose();
   }
 
@@ -146,18 +151,7 @@ export class DevicesList extends Widget {
         node.appendChild(this._emptyState());
       }
     } else {
-      const list = h('ul', { class: 'jp-RemoteDevice-rows' });
-      const seen = new Set<string>();
-      for (const device of devices) {
-        list.appendChild(this._keyedRow(device));
-        seen.add(device.id);
-      }
-      for (const id of [...this._rows.keys()]) {
-        if (!seen.has(id)) {
-          this._rows.delete(id);
-        }
-      }
-      node.appendChild(list);
+      this._renderRoom(node, devices);
     }
     node.scrollTop = scroll;
     // Give the focus back to the same action of the same board.
@@ -171,13 +165,72 @@ export class DevicesList extends Widget {
     }
   }
 
+  /**
+   * A room: groups (connected, online, offline), each sorted by name, filtered as typed;
+   * above COMPACT_ABOVE boards one line each (a selected board shows its details).
+   */
+  private _renderRoom(
+    node: HTMLElement,
+    devices: ReadonlyArray<IDevice>
+  ): void {
+    this.room.prune(devices);
+    const offline = devices.filter(d => d.status === 'offline').length;
+    const view = roomView(
+      devices,
+      this.room.query,
+      this.room.collapseOffline(offline)
+    );
+    this._compact = devices.length > COMPACT_ABOVE;
+    node.classList.toggle('jp-mod-compact', this._compact);
+    const seen = new Set<string>();
+    for (const section of view.sections) {
+      const group = h('section', {
+        class: 'jp-RemoteDevice-group',
+        'data-group': section.group
+      });
+      group.appendChild(
+        sectionHeader(section, () =>
+          this.room.setCollapseOffline(!section.collapsed)
+        )
+      );
+      const list = h('ul', {
+        class: 'jp-RemoteDevice-rows',
+        'aria-label': section.group
+      });
+      if (!section.collapsed) {
+        for (const device of section.devices) {
+          list.appendChild(this._keyedRow(device));
+          seen.add(device.id);
+        }
+      }
+      group.appendChild(list);
+      node.appendChild(group);
+    }
+    if (view.shown === 0) {
+      node.appendChild(
+        h(
+          'div',
+          { class: 'jp-RemoteDevice-empty jp-RemoteDevice-noMatch' },
+          `No board matches “${this.room.query}”.`
+        )
+      );
+    }
+    for (const id of [...this._rows.keys()]) {
+      if (!seen.has(id)) {
+        this._rows.delete(id);
+      }
+    }
+  }
+
   /** Reuse a row's DOM when nothing it shows changed. */
   private _keyedRow(device: IDevice): HTMLElement {
     const pending = this._model.isPending(device.id);
     const key = JSON.stringify([
       device,
       pending,
-      this._commands.isEnabled(CommandIDs.removeDevice, { id: device.id })
+      this._commands.isEnabled(CommandIDs.removeDevice, { id: device.id }),
+      this._compact,
+      this.room.isSelected(device.id)
     ]);
     const cached = this._rows.get(device.id);
     if (cached && cached.key === key) {
@@ -306,11 +359,33 @@ export class DevicesList extends Widget {
     const status =
       pending && device.status !== 'connected' ? 'connecting' : device.status;
     const args = { id: device.id };
+    const selected = this.room.isSelected(device.id);
+    const holder = heldBy(device);
     const row = h('li', {
-      class: `jp-RemoteDevice-row jp-mod-${status}`,
+      class: `jp-RemoteDevice-row jp-mod-${status}${selected ? ' jp-mod-selected' : ''}`,
       'data-device-id': device.id,
       'data-device-name': device.name,
-      'data-status': status
+      'data-status': status,
+      'aria-selected': selected ? 'true' : 'false',
+      tabindex: '0'
+    });
+    // Click (or Enter/Space on the row) selects a board, Ctrl/Cmd-click adds it to the selection
+    // (the camera grid shows the selected boards); a compact row shows its details while selected.
+    const select = (event: MouseEvent | KeyboardEvent) =>
+      this.room.toggleSelected(device.id, !(event.ctrlKey || event.metaKey));
+    row.addEventListener('click', event => {
+      if (!(event.target as HTMLElement).closest('button, a, input, select')) {
+        select(event);
+      }
+    });
+    row.addEventListener('keydown', event => {
+      if (
+        event.target === row &&
+        (event.key === 'Enter' || event.key === ' ')
+      ) {
+        event.preventDefault();
+        select(event);
+      }
     });
     const dot = h('span', {
       class: `jp-RemoteDevice-dot jp-mod-${status}`,
@@ -329,8 +404,11 @@ export class DevicesList extends Widget {
         ),
         h(
           'span',
-          { class: 'jp-RemoteDevice-statusText' },
-          STATUS_LABELS[status] ?? status
+          {
+            class: 'jp-RemoteDevice-statusText',
+            'data-holder': holder ?? undefined
+          },
+          holder ? `in use by ${holder}` : (STATUS_LABELS[status] ?? status)
         )
       )
     );
@@ -410,6 +488,16 @@ export class DevicesList extends Widget {
         btn.disabled = true;
       }
       actions.appendChild(btn);
+      if (holder && !pending) {
+        actions.appendChild(
+          this._button(
+            'Take over',
+            CommandIDs.connect,
+            { id: device.id, takeOver: true },
+            'jp-RemoteDevice-action-takeover'
+          )
+        );
+      }
       if (status === 'error' || status === 'online' || status === 'offline') {
         // Same host:port again: the server keeps the id and updates the token.
         actions.appendChild(
@@ -499,6 +587,7 @@ export class DevicesList extends Widget {
   }
 
   private _frame = 0;
+  private _compact = false;
   private _rows = new Map<string, { key: string; node: HTMLElement }>();
   private _focus: { id: string; action: string } | null = null;
 }
@@ -507,7 +596,11 @@ export class DevicesList extends Widget {
  * The sidebar panel: toolbar (Add device…, Refresh) and the list.
  */
 export class DevicesSidebar extends Panel {
-  constructor(options: { model: DevicesModel; commands: CommandRegistry }) {
+  constructor(options: {
+    model: DevicesModel;
+    commands: CommandRegistry;
+    room?: RoomState;
+  }) {
     super();
     this.id = 'jp-remote-device-sidebar';
     this.addClass('jp-RemoteDevice-sidebar');
@@ -540,9 +633,19 @@ export class DevicesSidebar extends Panel {
       })
     );
     this.addWidget(toolbar);
-    this.list = new DevicesList(options.model, options.commands);
+    this.room = options.room ?? new RoomState();
+    this.addWidget(
+      new RoomBar({
+        model: options.model,
+        commands: options.commands,
+        room: this.room
+      })
+    );
+    this.list = new DevicesList(options.model, options.commands, this.room);
     this.addWidget(this.list);
   }
+
+  readonly room: RoomState;
 
   readonly list: DevicesList;
 }
