@@ -133,6 +133,23 @@ def hide_token(argv):
         pass
 
 
+def _capture_fds(output):
+    """fds 1/2 to pipes (output.py); the console log keeps writing to the real stderr."""
+    if os.environ.get("JUPYTER_REMOTE_DEVICE_NO_FD_CAPTURE"):
+        return
+    try:
+        output.capture_fds()
+    except OSError as e:  # pragma: no cover
+        logging.getLogger("jupyter_remote_device.agent").warning("no fd capture: %s", e)
+        return
+    console = output.echo_file("stderr")
+    if console is None:
+        return
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setStream(console)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SERVICE_ACTIONS:
@@ -142,9 +159,15 @@ def main(argv=None):
     args = parse_args(argv)
     env_token = os.environ.pop(auth.TOKEN_ENV, None)  # not handed on to what the board's code starts
     os.environ.pop(REEXEC_MARK, None)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-                        format="%(asctime)s agent %(levelname)s %(message)s")
+    level = getattr(logging, str(args.log_level).upper(), logging.WARNING)
+    logging.basicConfig(level=level, format="%(asctime)s agent %(levelname)s %(message)s")
+    for h in logging.getLogger().handlers:
+        h.setLevel(level)  # the console keeps --log-level; the board log takes INFO and up
     log = logging.getLogger("jupyter_remote_device.agent")
+    log.setLevel(min(level, logging.INFO))
+    from .output import BoardLogHandler, Output
+    output = Output()
+    log.addHandler(BoardLogHandler(output.board_log))
 
     if args.insecure_no_auth:
         token = None
@@ -175,6 +198,8 @@ def main(argv=None):
     cameras = make_cameras(args.camera, log)
     executor.use_cameras(cameras)  # show_camera() stills
     board = Board(files, executor, cameras, log=log)
+    board.output = output
+    output.attach(executor)  # threads a cell starts write to it; the rest goes to the board log
 
     authenticator = auth.AgentAuthenticator(token, __version__, ssl_context=ssl_context, log=log)
     server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
@@ -209,6 +234,8 @@ def main(argv=None):
     print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
     print("JRD-AGENT ROOT %s" % root)
     sys.stdout.flush()
+    _capture_fds(output)
+    log.info("agent %s listening on %s:%d, root %s", __version__, args.host, port, root)
     try:
         executor.run_forever(stop)
     except KeyboardInterrupt:
@@ -220,6 +247,7 @@ def main(argv=None):
         if adv is not None:
             adv.close()
         server.close()
+        board.terminals.close_all()
     return 0
 
 

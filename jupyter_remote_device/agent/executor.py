@@ -48,8 +48,9 @@ Events returned by ``poll()`` (one JSON-able dict each)::
     {"type": "error", "ename", "evalue", "traceback": [lines]}
 
 Output written to ``sys.stdout``/``sys.stderr`` by the exec thread goes to the
-running exec (coalesced); other threads write to the agent's own streams.  Output
-written straight to file descriptors (``os.system``, C libraries) is not captured.
+running exec (coalesced); so does output of threads it started, while it runs. With an
+``output.Output`` attached (the agent does), fds 1 and 2 (``os.system``, subprocesses, C
+libraries) go to the running exec too, and whatever no exec takes goes to the board log.
 """
 
 import ast
@@ -331,11 +332,14 @@ class _StreamProxy(object):
         rec = ex._current
         if rec is not None and threading.get_ident() == ex._exec_ident:
             return rec
-        return None
+        out = ex.output
+        return out.thread_exec() if out is not None else None  # a thread a running cell started
 
     def write(self, s):
         rec = self._target()
         if rec is None:
+            if self._executor.output is not None:  # the board log (output.py)
+                return self._executor.output.orphan(self._name, s)
             if self._original is None:
                 return len(s)
             return self._original.write(s)
@@ -500,6 +504,7 @@ class Executor(object):
         # optional hook set by __main__/service: fn(width, height) -> JPEG bytes or None
         self.snapshot = None
         self._saved_streams = None
+        self.output = None  # output.Output when attached: fd 1/2 capture, threads, board log
         self._install_maix_hook()
 
     def use_cameras(self, hub):
@@ -871,6 +876,8 @@ class Executor(object):
             self._report_error(rec, e)
         try:
             self._flush_live(rec)
+            if self.output is not None:
+                self.output.flush()  # what the cell's subprocesses wrote to fds 1/2 belongs to it
         except BaseException:
             pass
         rec.finish(status)

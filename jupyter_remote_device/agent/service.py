@@ -19,7 +19,7 @@ import rpyc
 from . import __version__, sysinfo
 
 PROTOCOL = 1
-FEATURES = ("info", "exec", "files", "camera", "claim")
+FEATURES = ("info", "exec", "files", "camera", "claim", "terminal", "log", "pip")
 
 
 def _j(obj):
@@ -43,6 +43,33 @@ class Board(object):
         self._holder_owner = None
         self.services = set()   # live connections' services (lifecycle.py tells each one on stop)
         self.stopping = None    # set on SIGTERM: the message every call then fails with
+        self.output = None       # output.Output (board log, fd capture), set by __main__ / classic glue
+        self._terminals = None
+        self._pip = None
+
+    @property
+    def terminals(self):
+        with self.lock:
+            if self._terminals is None:
+                from .terminal import Terminals
+                self._terminals = Terminals(cwd=getattr(self.files, "root", None), log=self.log)
+            return self._terminals
+
+    @property
+    def pip(self):
+        with self.lock:
+            if self._pip is None:
+                from .packages import Pip
+                self._pip = Pip(self.files, log=self.log)
+            return self._pip
+
+    @property
+    def board_log(self):
+        with self.lock:
+            if self.output is None:
+                from .output import Output
+                self.output = Output()
+            return self.output.board_log
 
     def claim(self, owner, user, session_id, take_over):
         with self.lock:
@@ -89,6 +116,7 @@ class AgentService(rpyc.Service):
         self._lock = threading.Lock()
         self._credentials = None
         self._heard_stop = False
+        self._terms = set()
 
     # -- lifecycle --------------------------------------------------------
     def on_connect(self, conn):
@@ -119,6 +147,13 @@ class AgentService(rpyc.Service):
         for h in handles:
             try:
                 self._board.files.write_abort(h)
+            except Exception:
+                pass
+        with self._lock:
+            terms, self._terms = self._terms, set()
+        for tid in terms:  # a shell nobody can reach any more ends with its connection
+            try:
+                self._board.terminals.close(tid)
             except Exception:
                 pass
 
@@ -282,3 +317,48 @@ class AgentService(rpyc.Service):
 
     def exposed_camera_stats(self):
         return _j(self._cams().stats())
+
+    # -- terminals (agent/terminal.py): the connection that opens one owns it ------------
+    def exposed_term_open(self, rows=24, cols=80):
+        tid = self._board.terminals.open(int(rows), int(cols))
+        with self._lock:
+            self._terms.add(tid)
+        return tid
+
+    def exposed_term_read(self, term_id, max_bytes=65536, wait=1.0):
+        return self._board.terminals.get(str(term_id)).read(int(max_bytes), float(wait))
+
+    def exposed_term_write(self, term_id, data):
+        if not isinstance(data, (str, bytes)):
+            raise TypeError("data must be str or bytes")
+        return self._board.terminals.get(str(term_id)).write(data)
+
+    def exposed_term_resize(self, term_id, rows, cols, height_px=0, width_px=0):
+        self._board.terminals.get(str(term_id)).resize(int(rows), int(cols), int(height_px), int(width_px))
+
+    def exposed_term_close(self, term_id):
+        with self._lock:
+            self._terms.discard(str(term_id))
+        return self._board.terminals.close(str(term_id))
+
+    # -- board log (agent/output.py) ---------------------------------------------------
+    def exposed_log_read(self, after=0, wait=0.0, limit=500):
+        seq, entries = self._board.board_log.read(int(after), min(max(float(wait), 0.0), 10.0),
+                                                  min(max(int(limit), 1), 500))
+        return _j({"seq": seq, "entries": entries})
+
+    # -- pip (agent/packages.py) -------------------------------------------------------
+    def exposed_pip_check(self, target=None, need_bytes=0):
+        return _j(self._board.pip.check(None if target is None else str(target), int(need_bytes)))
+
+    def exposed_pip_start(self, packages=(), wheels=(), upgrade=False, no_index=False, find_links=(),
+                          target=None):
+        return self._board.pip.start([str(p) for p in packages][:200], [str(w) for w in wheels][:200],
+                                     bool(upgrade), bool(no_index), [str(d) for d in find_links][:10],
+                                     None if target is None else str(target))
+
+    def exposed_pip_read(self, run_id, wait=1.0):
+        return _j(self._board.pip.get(str(run_id)).read(float(wait)))
+
+    def exposed_pip_cancel(self, run_id):
+        self._board.pip.cancel(str(run_id))

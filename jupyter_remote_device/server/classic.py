@@ -40,7 +40,7 @@ from ..link import rpyc_family
 from .errors import ApiError
 
 DEFAULT_ROOT = "~/jrd-root"
-MODULES = ("__init__", "sysinfo", "files", "executor", "service",
+MODULES = ("__init__", "sysinfo", "files", "executor", "service", "terminal", "output", "packages",
            "camera/__init__", "camera/base", "camera/synthetic", "camera/opencv", "camera/picamera2",
            "camera/maix")
 
@@ -89,6 +89,9 @@ def _make_board(root, camera):
         from . import executor as ex
         sys.modules.setdefault("jrd_board_executor", ex)   # the kernel's classic fallback shares it
     executor = ex.ensure_background()
+    from .output import Output
+    output = Output()  # threads a cell starts write to it, the rest to the board log (no fd capture here)
+    output.attach(executor)
     files = FileStore(root)
     cameras = None
     if camera != "none":
@@ -97,7 +100,9 @@ def _make_board(root, camera):
             cameras = CameraHub(camera)
         except Exception:
             cameras = None
-    return Board(files, executor, cameras)
+    board = Board(files, executor, cameras)
+    board.output = output
+    return board
 
 
 def _watch():
