@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from jrd_helpers import ClassicServer, PlainServer, free_port
 from jupyter_remote_device import __version__
 from jupyter_remote_device.app import spawn_agent, stop_process
-from jrd_helpers import ClassicServer, PlainServer, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

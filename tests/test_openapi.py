@@ -250,6 +250,7 @@ async def test_responses_match_spec(vapi, agent, jp_root_dir):
     assert code == 403
     code, _ = await vapi("GET", "devices/nope/recordings")
     assert code == 404
+    await _board_operations(vapi, did, agent)
     code, _ = await vapi("DELETE", "devices/%s/session" % did)
     assert code == 204
     code, _ = await vapi("DELETE", "devices/" + did)
@@ -258,6 +259,20 @@ async def test_responses_match_spec(vapi, agent, jp_root_dir):
     documented = {(m.upper(), t) for t, item in SPEC["paths"].items() for m in item
                   if m in ("get", "post", "put", "patch", "delete")}
     assert documented <= ops, documented - ops
+
+
+async def _board_operations(vapi, did, agent):
+    """terminal.py, diagnose.py, packages.py"""
+    code, _ = await vapi("GET", "devices/%s/terminals" % did)
+    assert code == 200
+    code, _ = await vapi("DELETE", "devices/%s/terminals/none" % did)
+    assert code == 404
+    code, _ = await vapi("POST", "diagnose", {"host": "127.0.0.1", "port": agent.port, "token": agent.token})
+    assert code == 200
+    code, _ = await vapi("POST", "diagnose", {"host": 5})
+    assert code == 400
+    code, _ = await vapi("POST", "devices/%s/diagnose" % did)
+    assert code == 200
 
 
 def _namespace_prefix():

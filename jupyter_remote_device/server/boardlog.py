@@ -55,7 +55,9 @@ class LogFollower(object):
             raise ApiError(501, "not-available", "The agent on %s keeps no board log (update it)" % self.session.name)
         except BaseException as e:
             self.close_blocking()
-            raise e if isinstance(e, ApiError) else ApiError(502, "protocol", str(map_remote_error(e, self.session.name)))
+            if isinstance(e, ApiError):
+                raise
+            raise ApiError(502, "protocol", str(map_remote_error(e, self.session.name)))
         return first
 
     def start(self, first):

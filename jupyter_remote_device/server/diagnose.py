@@ -17,6 +17,7 @@ from jupyter_server.auth.decorator import authorized
 
 from .. import __version__
 from ..agent import auth, client
+from ..link import rpyc_family
 from .errors import ApiError, bad_request
 
 STEPS = ("resolve", "route", "tcp", "protocol", "tls", "auth", "version")
@@ -103,9 +104,9 @@ class Doctor(object):
     def _route(self):
         allowed = [a for a in self.addrs if self.manager.is_allowed(a)]
         if not allowed:
+            nets = ", ".join(map(str, self.manager.allowed_networks))
             return _step("route", False, "%s is outside the networks this server may dial "
-                         "(DeviceManager.allowed_networks = %s)." % (", ".join(self.addrs[:4]),
-                                                                     ", ".join(map(str, self.manager.allowed_networks))),
+                         "(DeviceManager.allowed_networks = %s)." % (", ".join(self.addrs[:4]), nets),
                          "Ask whoever runs this Jupyter server to add the boards' subnet to "
                          "DeviceManager.allowed_networks, or use a board inside the allowed networks.")
         self.ip = allowed[0]
@@ -172,9 +173,8 @@ class Doctor(object):
         try:
             head = self._read_some(s, min(self.timeout / 2.0, 2.0))
             if head is None:  # silent: an rpyc server waits for the client; so does an HTTP server
-                from .classic import _ping_frame
                 try:
-                    s.sendall(_ping_frame())
+                    s.sendall(rpyc_family.ping_frame(rpyc_family.last_seen(self.ip, self.port) or rpyc_family.OLD))
                 except OSError:
                     pass
                 head = self._read_some(s, min(self.timeout / 2.0, 2.0))
@@ -202,10 +202,12 @@ class Doctor(object):
             self.kind = "agent"
             return _step("protocol", True, "A jupyter-remote-device agent answers (version %s)." % (
                 str(self.hello.get("version"))[:40]))
-        if client.looks_like_rpyc_frame(head):
+        family = rpyc_family.family_of(head)
+        if family is not None or client.looks_like_rpyc_frame(head):
             self.kind = "classic"
-            return _step("protocol", True, "A stock rpyc classic server answers (as MaixPy3 boards run on "
-                         "18812): it works without the agent, which the server sends over.")
+            return _step("protocol", True, "A stock rpyc classic server answers (%s, as MaixPy3 boards run on "
+                         "18812): it works without the agent, which the server sends over." % (
+                             rpyc_family.FAMILY_NAMES.get(family, "rpyc")))
         if head.startswith(b"SSH-"):
             banner = _printable(head.split(b"\r", 1)[0].split(b"\n", 1)[0])
             return _step("protocol", False, "An SSH server answers here (%s), not the agent." % banner,

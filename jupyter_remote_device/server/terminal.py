@@ -69,7 +69,7 @@ class BoardTerminal(object):
     # -- life -------------------------------------------------------------
     def open_blocking(self):
         """BLOCKING: dial twice, open the pty; raises ApiError."""
-        from .session import map_remote_error, plain, ConnectionLost
+        from .session import ConnectionLost, map_remote_error, plain
         try:
             self.reader = self.connect_new()
             self.writer = self.connect_new()
