@@ -112,7 +112,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.removeDevice,
         CommandIDs.refresh,
         CommandIDs.showSidebar,
-        CommandIDs.forgetOffline
+        CommandIDs.forgetOffline,
+        CommandIDs.openCameraGrid
       ]) {
         palette.addItem({ command, category: PALETTE_CATEGORY });
       }

@@ -1,6 +1,6 @@
 /**
- * Commands for a room full of boards: "Forget offline boards" (and the camera grid, in
- * widgets/cameragrid.ts). Registered from index.ts with addRoomCommands().
+ * Commands for a room full of boards: "Forget offline boards" and "Open camera grid"
+ * (widgets/cameragrid.ts). Registered from index.ts with addRoomCommands().
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import {
@@ -11,8 +11,10 @@ import {
 } from '@jupyterlab/apputils';
 
 import { CommandIDs } from './commands';
+import { cameraIcon } from './icons';
 import { DevicesModel } from './model';
-import { forgettable, RoomState } from './room';
+import { forgettable, gridDevices, RoomState } from './room';
+import { CameraGrid, CameraGridPanel } from './widgets/cameragrid';
 
 export interface IRoomContext {
   app: JupyterFrontEnd;
@@ -81,4 +83,43 @@ export function addRoomCommands(ctx: IRoomContext): void {
       return done;
     }
   });
+
+  app.commands.addCommand(CommandIDs.openCameraGrid, {
+    label: 'Open Camera Grid',
+    caption:
+      'The cameras of the selected boards (or of every connected board) in one tab; click a tile for its full camera',
+    icon: args => (args?.ids ? undefined : cameraIcon),
+    isEnabled: () => model.connectedDevices.length > 0,
+    execute: async args => {
+      const ids = Array.isArray(args?.ids) ? (args.ids as string[]) : null;
+      const devices = ids
+        ? model.devices.filter(
+            d => ids.includes(d.id) && d.status === 'connected'
+          )
+        : gridDevices(model.devices, ctx.room);
+      if (devices.length === 0) {
+        await showErrorMessage(
+          'Open camera grid',
+          'No board is connected. Connect boards in the Devices sidebar first (select some to show only those).'
+        );
+        return null;
+      }
+      const grid = new CameraGrid({
+        model,
+        devices,
+        openCamera: device =>
+          void app.commands.execute(CommandIDs.openCamera, {
+            id: device.id,
+            name: device.name
+          })
+      });
+      const panel = new CameraGridPanel(grid);
+      panel.id = `jp-remote-device-grid-${++gridCount}`;
+      app.shell.add(panel, 'main');
+      app.shell.activateById(panel.id);
+      return panel;
+    }
+  });
 }
+
+let gridCount = 0;
