@@ -12,11 +12,13 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
+import time
 
 from jupyter_remote_device.app import stop_process
 
@@ -148,6 +150,16 @@ class OldBoard:
             raise RuntimeError("the board did not start: %s" % "".join(self.log)[-2000:])
         self.port = found["port"]
         self.root = os.path.join(self.home, "jrd-root")
+        deadline = time.monotonic() + 15  # the port is bound before start() listens on it
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError("the board does not listen: %s" % "".join(self.log)[-2000:])
+                time.sleep(0.05)
 
     def close(self):
         stop_process(self.proc)

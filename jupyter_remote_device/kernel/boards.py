@@ -291,13 +291,6 @@ _s.modules[%(shared)r].ensure_background()
 '''
 
 
-def _api_of(conn, module):
-    """The board executor's ``call_json`` on either family's connection."""
-    if hasattr(conn, "attach"):  # a bridge (rpyc <= 5 board): the calls go to what it attached
-        return conn.attach(module).call_json
-    return conn.modules[module].call_json
-
-
 class ClassicBackend(_Backend):
     """A stock rpyc classic server driven through the teleported executor."""
 
@@ -325,7 +318,7 @@ class ClassicBackend(_Backend):
             # session (server/classic.py) or another kernel already started there
             self.conn.execute(_BOOT % {"name": self.module, "src": src, "shared": REMOTE_MODULE})
             self.module = REMOTE_MODULE
-            self._api = _api_of(self.conn, self.module)
+            self._api = self.conn.modules[self.module].call_json
         except Exception as e:
             self.close()
             raise BoardError("protocol", "%s runs an rpyc classic server, but setting up the executor "
@@ -393,7 +386,7 @@ class ClassicBackend(_Backend):
             if self._ctl_api is None:
                 try:
                     self._ctl = self._dial()
-                    self._ctl_api = _api_of(self._ctl, self.module)
+                    self._ctl_api = self._ctl.modules[self.module].call_json
                 except Exception:
                     self._ctl_api = self._api
         return bool(json.loads(self._ctl_api("interrupt", exec_id)))

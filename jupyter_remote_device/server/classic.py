@@ -333,11 +333,8 @@ def connect_classic(host, port, timeout=5.0, root=DEFAULT_ROOT, camera="auto", s
         pkg, sources = agent_sources()
         if not conn.eval("%r in __import__('sys').modules" % (pkg,)):
             conn.execute(BOOT % {"pkg": pkg, "sources": sources})
-        if family == rpyc_family.OLD:
-            remote_root = conn.attach(pkg + "._classic", "attach", (str(root), str(camera)))
-        else:
-            glue = conn.modules[pkg + "._classic"]
-            remote_root = glue.attach(str(root), str(camera))
+        glue = conn.modules[pkg + "._classic"]   # (the bridge offers the same classic calls)
+        remote_root = glue.attach(str(root), str(camera))
         hello = json.loads(remote_root.hello())
     except Exception as e:
         try:

@@ -124,6 +124,38 @@ class _Root(object):
         return _Method(self._conn, name)
 
 
+class _ModuleFunc(object):
+    def __init__(self, conn, module, func):
+        self._conn, self._module, self._func = conn, module, func
+
+    def __call__(self, *args):
+        return self._conn.request({"op": "modcall", "module": self._module, "func": self._func,
+                                   "args": list(args)})
+
+
+class _Module(object):
+    def __init__(self, conn, name):
+        self._conn, self._name = conn, name
+
+    def __getattr__(self, func):
+        if func.startswith("_"):
+            raise AttributeError(func)
+        return _ModuleFunc(self._conn, self._name, func)
+
+
+class _Modules(object):
+    def __init__(self, conn):
+        self._conn = conn
+
+    def __getitem__(self, name):
+        return _Module(self._conn, str(name))
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Module(self._conn, name)
+
+
 class _Stream(object):
     def __init__(self, sock):
         self.sock = sock
@@ -189,6 +221,8 @@ class BridgeConnection(object):
                     continue  # an answer nobody waits for any more (expired)
                 if "ok" in msg:
                     res(False, msg["ok"])
+                elif msg.get("root") is True:
+                    res(False, self.root)
                 elif "exc" in msg:
                     res(True, _unbox_board_exception(msg["exc"]))
                 else:
@@ -290,10 +324,11 @@ class BridgeConnection(object):
     def execute(self, code, timeout=None):
         return self.request({"op": "execute", "code": code}, timeout)
 
-    def attach(self, module, func=None, args=(), timeout=None):
-        """Make ``root`` the board's ``modules[module]`` (or ``modules[module].func(*args)``)."""
-        self.request({"op": "attach", "module": module, "func": func, "args": list(args)}, timeout)
-        return self.root
+    @property
+    def modules(self):
+        """``conn.modules[name].func(*args)`` as in rpyc's classic API: plain results, or, when
+        the board returns an object, ``root`` (that object becomes what ``root`` calls)."""
+        return _Modules(self)
 
     def ping(self, data=None, timeout=3):
         self.request({"op": "ping", "timeout": timeout}, timeout + 1.0)

@@ -12,8 +12,8 @@ write into the answer pipe. Requests (``{"id", "op", ...}``):
 
 * ``open {"config"}``: the rpyc connection over fd 3, with rpyc's client-only ``ClassicClient``;
 * ``eval {"code"}`` / ``execute {"code"}``: classic eval/execute on the board, plain results only;
-* ``attach {"module", "func"?, "args"?}``: the object calls are made on: ``modules[module]`` or
-  ``modules[module].func(*args)``;
+* ``modcall {"module", "func", "args"}``: ``modules[module].func(*args)``; a plain result is the
+  answer; an object (the agent glue's ``Root``) becomes *the attached object* (answer ``{"root"}``);
 * ``call {"name", "args"}``: ``<attached>.name(*args)``, asynchronously: many may be in flight;
 * ``ping {"timeout"}``, ``close``.
 
@@ -28,7 +28,7 @@ import threading
 
 import framing
 
-OPS = ("open", "eval", "execute", "attach", "call", "ping", "close")
+OPS = ("open", "eval", "execute", "modcall", "call", "ping", "close")
 
 
 class BoardRaised(Exception):
@@ -46,6 +46,7 @@ class Bridge(object):
         self.conn = None
         self.target = None
         self.methods = {}
+        self.modfuncs = {}
         self.closing = False
 
     # -- answers
@@ -151,12 +152,28 @@ class Bridge(object):
             self.send({"event": "closed", "message": message})
         os._exit(0)
 
-    def attach(self, req):
-        mod = self.conn.modules[str(req["module"])]
-        func = req.get("func")
-        self.target = getattr(mod, str(func))(*tuple(req.get("args") or ())) if func else mod
-        self.methods = {}
-        return True
+    def modcall(self, rid, req):
+        import rpyc
+        key = (str(req.get("module")), str(req.get("func")))
+        if key[1].startswith("_"):
+            self.fail(rid, "AttributeError", key[1])
+            return
+        try:
+            fn = self.modfuncs.get(key)
+            if fn is None:
+                fn = self.modfuncs[key] = getattr(self.conn.modules[key[0]], key[1])
+            value = fn(*tuple(req.get("args") or ()))
+        except BoardRaised as e:
+            self.send({"id": rid, "exc": e.raw})
+            return
+        except Exception as e:
+            self.fail(rid, "eof" if isinstance(e, EOFError) else type(e).__name__, e)
+            return
+        if isinstance(value, rpyc.BaseNetref):
+            self.target, self.methods = value, {}
+            self.send({"id": rid, "root": True})
+            return
+        self.answer(rid, lambda: value)
 
     def call(self, rid, req):
         import rpyc
@@ -211,8 +228,8 @@ class Bridge(object):
             spawn(self.answer, rid, lambda: self.conn.eval(str(req["code"])))
         elif op == "execute":
             spawn(self.answer, rid, lambda: self.conn.execute(str(req["code"])))
-        elif op == "attach":
-            spawn(self.answer, rid, lambda: self.attach(req))
+        elif op == "modcall":
+            spawn(self.modcall, rid, req)
         elif op == "ping":
             spawn(self.answer, rid, lambda: self.conn.ping(timeout=float(req.get("timeout") or 3)) or True)
         elif op == "close":
