@@ -181,14 +181,32 @@ def demo(argv):
                 pass
 
 
+def bundle(argv):
+    """``jupyter remote-device bundle DIR``: the agent folder a user copies to a board by hand."""
+    import argparse
+
+    from .link.rpyc_bundle import rpyc_version, write_bundle
+    from .server.ssh import agent_files
+    p = argparse.ArgumentParser(prog="jupyter remote-device bundle",
+                                description="Write the agent, with the rpyc it speaks, into DIR (copy DIR to "
+                                            "the board; it needs only Python 3.8+ there).")
+    p.add_argument("dir", help="folder to write (created; existing files are replaced)")
+    a = p.parse_args(argv)
+    dest, n = write_bundle(a.dir, agent_files()[0])
+    _say("Wrote %d files (the agent and rpyc %s) to %s.\nOn the board: cd %s && python3 -m "
+         "jupyter_remote_device.agent --root ~/work" % (n, rpyc_version(), dest, os.path.basename(dest)))
+    return 0
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"demo": demo, "agent": lambda a: __import__("jupyter_remote_device.agent.__main__",
-                                                             fromlist=["main"]).main(a)}
+    commands = {"demo": demo, "bundle": bundle,
+                "agent": lambda a: __import__("jupyter_remote_device.agent.__main__", fromlist=["main"]).main(a)}
     if not argv or argv[0] not in commands:
-        print("usage: jupyter remote-device {demo,agent} [options]\n\n"
-              "  demo   JupyterLab plus a simulated board on loopback, ready to connect\n"
-              "  agent  run the board agent here (same as python -m jupyter_remote_device.agent)")
+        print("usage: jupyter remote-device {demo,agent,bundle} [options]\n\n"
+              "  demo    JupyterLab plus a simulated board on loopback, ready to connect\n"
+              "  agent   run the board agent here (same as python -m jupyter_remote_device.agent)\n"
+              "  bundle  write the agent folder (with the rpyc it speaks) to copy onto a board")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return commands[argv[0]](argv[1:]) or 0
 

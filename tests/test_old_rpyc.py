@@ -217,3 +217,105 @@ def test_kernel_dollar_connect_cells_and_interrupt(kernel_env, board):
         assert k.run("q")[0]["status"] == "ok"
     finally:
         k.close()
+
+
+@pytest.fixture(scope="module")
+def sshd():
+    from jrd_helpers import SshServer, sshd_unavailable
+    why = sshd_unavailable()
+    if why:
+        pytest.skip(why)
+    s = SshServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def ssh_board_config(jrd_config, sshd, board, tmp_path):
+    """The board's Python (with its rpyc 4.x/5.x as the only rpyc installed) is what SSH runs."""
+    jrd_config.update(ssh_known_hosts=sshd.known_hosts, ssh_python=board.python, ssh_timeout=60.0,
+                      connect_timeout=5.0, devices_file=str(tmp_path / "devices.json"))
+    return jrd_config
+
+
+@pytest.fixture
+def jp_server_config(ssh_board_config):
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_remote_device": True}},
+            "DeviceManager": ssh_board_config}
+
+
+async def test_agent_deployed_over_ssh_brings_its_rpyc(api, sshd, board):
+    import rpyc
+    sshd.kill_agents()
+    code, dev = await api("POST", "devices", {"ssh": "%s@127.0.0.1:%d" % (sshd.user, sshd.port),
+                                              "key": sshd.user_key, "name": "old-board-ssh"})
+    assert code == 201, dev
+    try:
+        code, d = await api("POST", "devices/%s/session" % dev["id"])
+        assert code == 200, d
+        assert d["kind"] == "agent" and d["info"]["python"].startswith("3.8."), d["info"]
+        assert d["info"]["rpyc_version"] == rpyc.__version__, d["info"]   # ours, not the board's
+        code, r = await api("POST", "devices/%s/exec" % dev["id"], {"code": (
+            "import os, sys, rpyc, subprocess\nprint(rpyc.__version__, rpyc.__file__)\n"
+            "env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}\n"
+            "print(subprocess.run([sys.executable, '-c', 'import rpyc; print(rpyc.__version__)'], "
+            "capture_output=True, text=True, cwd='/', env=env).stdout.strip())")})
+        assert code == 200 and r["error"] is None, r
+        mine, board_own = r["stdout"].splitlines()
+        assert mine.split()[0] == rpyc.__version__ and "/.cache/jupyter-remote-device/" in mine.split()[1]
+        assert board_own == board.rpyc or board_own == str(tuple(int(x) for x in board.rpyc.split(".")))
+        code, r = await api("PUT", "devices/%s/files/content" % dev["id"], raw_body=b"via ssh", path="s.txt")
+        assert code == 201, r
+    finally:
+        code, body = await api("GET", "devices")
+        for x in body.get("devices", []):
+            await api("DELETE", "devices/" + x["id"])
+        sshd.kill_agents()
+
+
+def _agent_with(python, pythonpath, tmp_path):
+    from jupyter_remote_device.app import spawn_agent
+    env = {"PYTHONPATH": pythonpath, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    return spawn_agent(python=python, camera="none", root=str(tmp_path / "root"), env=env,
+                       extra_args=["--no-mdns"])
+
+
+def test_hand_copied_bundle_runs_on_the_board_with_its_own_rpyc(board, tmp_path):
+    """``jupyter remote-device bundle DIR``: copied to a Python 3.8 board whose only rpyc is 4.x/5.x."""
+    import rpyc
+
+    from jupyter_remote_device.agent import client
+    from jupyter_remote_device.app import main, stop_process
+    dest = tmp_path / "jrd-agent"
+    assert main(["bundle", str(dest)]) == 0
+    assert (dest / "rpyc" / "__init__.py").exists() and (dest / "README.txt").exists()
+    proc, port, token = _agent_with(board.python, str(dest), tmp_path)
+    try:
+        conn = client.connect("127.0.0.1", port, token=token, timeout=10)
+        try:
+            info = json.loads(conn.root.info())
+            assert info["python"].startswith("3.8.") and info["rpyc_version"] == rpyc.__version__, info
+        finally:
+            conn.close()
+    finally:
+        stop_process(proc)
+
+
+def test_agent_on_the_boards_old_rpyc_gets_clear_words(board, tmp_path):
+    """Our agent started with the board's rpyc 4.x/5.x: not a timeout, a message naming both versions."""
+    import rpyc
+
+    from jupyter_remote_device.agent import client
+    from jupyter_remote_device.app import stop_process
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc, port, token = _agent_with(board.python, repo, tmp_path)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(client.ConnectError) as e:
+            client.connect("127.0.0.1", port, token=token, timeout=10)
+        assert time.monotonic() - t0 < 5
+        assert e.value.reason == "too-old"
+        assert "rpyc %s" % board.rpyc in e.value.message and rpyc.__version__ in e.value.message
+        assert "bundle" in e.value.message
+    finally:
+        stop_process(proc)

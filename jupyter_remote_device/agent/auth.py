@@ -25,6 +25,8 @@ import time
 
 from rpyc.utils.authenticators import AuthenticationError
 
+from .sysinfo import rpyc_version
+
 MAGIC = b"JRD-AGENT/"
 PROTOCOL = 1
 MAX_LINE = 4096
@@ -124,7 +126,8 @@ class AgentAuthenticator(object):
             deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
-            hello = {"version": self.version, "protocol": PROTOCOL, "tls": self.ssl_context is not None}
+            hello = {"version": self.version, "protocol": PROTOCOL, "tls": self.ssl_context is not None,
+                     "rpyc": rpyc_version()}
             sock.sendall(MAGIC + str(PROTOCOL).encode() + b" " + json.dumps(hello).encode() + b"\n")
             if self.ssl_context is not None:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))

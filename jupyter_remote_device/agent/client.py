@@ -255,6 +255,10 @@ def connect(host, port, token=None, timeout=5.0, tls=False, ssl_context=None, us
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock, hello = handshake(sock, host, port, token, deadline, tls=tls, ssl_context=ssl_context, user=user)
+        from ..link.rpyc_family import agent_rpyc_problem
+        problem = agent_rpyc_problem(hello, "%s:%s" % (host, port))
+        if problem:
+            raise ConnectError("too-old", problem)
         sock.settimeout(None)
         conn = wrap_connection(sock, service=service, config={"sync_request_timeout": sync_request_timeout})
     except BaseException:

@@ -174,3 +174,24 @@ def too_old(python, rpyc_version, address="the board"):
                 "rpyc %s is too old. On the board: pip install 'rpyc>=4,<6' (or copy the agent folder, "
                 "which brings its own rpyc: README, Running the agent on a board)." % (address, rvt, pyt, rvt))
     return None
+
+
+def family_of_version(version):
+    """``OLD`` for rpyc 4.x/5.x, ``NEW`` for 6.x and later, None when unknown."""
+    t = version_tuple(version)
+    if not t:
+        return None
+    return OLD if t[0] <= 5 else NEW
+
+
+def agent_rpyc_problem(hello, address):
+    """Words for an agent whose rpyc cannot talk to ours (its greeting says which it runs); else None."""
+    import rpyc
+    theirs = hello.get("rpyc") if isinstance(hello, dict) else None
+    if theirs is None or family_of_version(theirs) == family_of_version(rpyc.__version__):
+        return None
+    return ("The agent at %s runs with rpyc %s, which cannot talk to the rpyc %s of this Jupyter server "
+            "(rpyc 6 and rpyc 5 are not wire-compatible). Run the agent with the rpyc it brings: on the "
+            "Jupyter machine, jupyter remote-device bundle DIR, copy DIR to the board and start "
+            "python3 -m jupyter_remote_device.agent from inside it (or add the board over SSH, which "
+            "does this for you)." % (address, version_text(theirs), rpyc.__version__))

@@ -17,7 +17,9 @@ is reached like this (``SshLinks.prepare``):
    and start ``python3 -m jupyter_remote_device.agent --host 127.0.0.1 --port 0``
    with a fresh token (in a 0600 file, never on the command line), detached
    (``nohup``); its ``LISTENING`` line gives the port. Nothing else is installed:
-   the board needs Python 3.8+ and rpyc.
+   the board needs Python 3.8+ only. The copy carries the rpyc the Jupyter side speaks
+   (``link/rpyc_bundle.py``), first on the agent's path: the board's own rpyc (MaixPy3
+   images have 4.x/5.x, which cannot talk to rpyc 6) or none at all does not matter.
 4. A local forward ``127.0.0.1:<ephemeral>`` -> board ``127.0.0.1:<agent port>``
    (direct-tcpip over the SSH connection). ``DeviceManager.dial`` then connects to
    it with the usual token handshake: the agent is never exposed on the board's
@@ -38,6 +40,7 @@ import socket
 import time
 
 from ..agent import __version__ as AGENT_VERSION, client
+from ..link.rpyc_bundle import rpyc_files, rpyc_version as rpyc_files_version
 from .errors import ApiError, bad_request
 
 DEFAULT_SSH_PORT = 22
@@ -118,6 +121,7 @@ def agent_files():
                 rel = os.path.relpath(full, pkg).replace(os.sep, "/")
                 with open(full, "rb") as f:
                     out.append(("jupyter_remote_device/" + rel, f.read()))
+    out += rpyc_files()  # the agent brings the rpyc we speak: the board's own (or none) does not matter
     h = hashlib.sha256()
     for rel, data in out:
         h.update(rel.encode() + b"\0" + data + b"\0")
@@ -379,8 +383,25 @@ class SshLinks:
                 self.log.error("remote-device: cannot save devices: %s", e)
         return local_port
 
+    async def _board_python(self, link, py):
+        """The board's Python version (a tuple) or None; ApiError ``too-old`` below 3.8."""
+        from ..link import rpyc_family
+        res = await self._run(link, "%s -c %s" % (py, shlex.quote(
+            "import sys; print('%d.%d.%d' % tuple(sys.version_info[:3]))")), check=False)
+        version = rpyc_family.version_tuple((res.stdout or "").strip())
+        if not version:
+            raise ApiError(502, "protocol", "there is no working %s on the board (DeviceManager.ssh_python): %s"
+                           % (py, (res.stderr or res.stdout or "no output").strip()[-300:]))
+        if version < rpyc_family.MIN_PYTHON:
+            raise ApiError(502, "too-old", "The board runs Python %s; the agent (with the rpyc %s it brings) "
+                           "needs Python 3.8 or newer. Install a newer Python on the board and point "
+                           "DeviceManager.ssh_python at it." % (rpyc_family.version_text(version),
+                                                                 rpyc_files_version()))
+        return version
+
     async def _deploy_and_start(self, dev, link, home, state_dir):
         m = self.manager
+        await self._board_python(link, m.ssh_python or "python3")
         files, digest = agent_files()
         marker = posixpath.join(state_dir, ".complete")
         res = await self._run(link, "cat %s 2>/dev/null" % shlex.quote(marker), check=False)
@@ -434,8 +455,8 @@ class SshLinks:
             await asyncio.sleep(0.2)
         if port is None:
             tail = "\n".join(out.strip().splitlines()[-8:])
-            raise ApiError(502, "protocol", "the agent copied to the board did not start (it needs Python 3.8+ "
-                           "and rpyc there: pip install rpyc). Its output:\n%s" % (tail or "(nothing)"))
+            raise ApiError(502, "protocol", "the agent copied to the board did not start (it needs Python 3.8+; "
+                           "it brings its own rpyc). Its output:\n%s" % (tail or "(nothing)"))
         state = json.dumps({"port": port, "token": token, "pid": pid, "version": AGENT_VERSION})
         state_file = posixpath.join(state_dir, "agent.json")
         await self._run(link, "umask 077 && printf '%%s' %s > %s" % (q(state), q(state_file)))
