@@ -148,3 +148,73 @@ async def test_viewer_that_stops_acking_gets_nothing_while_others_keep_theirs(jp
     assert na2 >= 10
     a.close()
     b.close()
+
+
+# -- through the link lab ---------------------------------------------------------------
+
+async def _acking_statuses(ws, seconds, pred=None):
+    """Ack every frame for up to ``seconds``; the statuses seen (stops early when pred(status))."""
+    seen = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        msg = await _read(ws, 0.5)
+        if isinstance(msg, bytes):
+            ack(ws, parse_frame(msg)[0]["seq"])
+        elif isinstance(msg, str):
+            st = json.loads(msg)
+            seen.append(st)
+            if pred is not None and pred(st):
+                break
+    return seen
+
+
+def _shaped_ws(jp_base_url, jp_auth_header, port, did, **params):
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+    q = "&".join("%s=%s" % kv for kv in dict({"width": 640, "height": 480, "quality": 80, "fps": 0},
+                                             **params).items())
+    url = "ws://127.0.0.1:%d%sjupyter-remote-device/devices/%s/camera?%s" % (port, jp_base_url, did, q)
+    return websocket_connect(HTTPRequest(url, headers=dict(jp_auth_header)))
+
+
+async def test_adaptive_quality_moves_down_on_a_slow_link_and_back_up(
+        jp_http_port, jp_base_url, jp_auth_header, connected):
+    from benchmarks.linklab import LinkProxy
+    did = await connected()
+    # the viewer reaches Jupyter over 2 Mbit/s each way, 20 ms RTT: 640x480 q80 at 30 fps needs ~10
+    with LinkProxy(("127.0.0.1", jp_http_port), rate_bps=2e6, delay_s=0.010) as link:
+        ws = await _shaped_ws(jp_base_url, jp_auth_header, link.port, did, ack=1, adaptive=1)
+        seen = await _acking_statuses(ws, 30, lambda s: s.get("quality", 80) < 80 and s.get("link_kbps"))
+        down = seen[-1]
+        assert down["adaptive"] is True and down["requested"] == {"width": 640, "height": 480, "quality": 80}
+        assert down["quality"] < 80, [(s.get("quality"), s.get("link_kbps")) for s in seen]
+        assert 500 < down["link_kbps"] < 4000  # the meter sees about the link's 2 Mbit/s
+        assert down["rtt_ms"] is None or down["rtt_ms"] >= 15
+        # it keeps going down until the stream fits (quality, then size)
+        seen = await _acking_statuses(ws, 20, lambda s: s["quality"] <= 40 or s["width"] < 640)
+        assert seen[-1]["quality"] <= 40 or seen[-1]["width"] < 640
+        # the link gets fast: it climbs back to what was asked for
+        link.set_rate(None)
+        seen = await _acking_statuses(ws, 45, lambda s: s["quality"] == 80 and s["width"] == 640)
+        up = seen[-1]
+        assert (up["quality"], up["width"], up["height"]) == (80, 640, 480), [
+            (s["quality"], s["width"], s.get("link_kbps")) for s in seen[-8:]]
+        ws.close()
+
+
+async def test_viewer_without_acks_stays_bounded_on_a_slow_link(jp_http_port, jp_base_url, jp_auth_header, connected):
+    from benchmarks.linklab import LinkProxy
+    did = await connected()
+    with LinkProxy(("127.0.0.1", jp_http_port), rate_bps=2e6, delay_s=0.010) as link:
+        ws = await _shaped_ws(jp_base_url, jp_auth_header, link.port, did)
+        lat = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            msg = await _read(ws, 0.5)
+            if isinstance(msg, bytes):
+                lat.append((time.monotonic(), time.time() - parse_frame(msg)[0]["captured_at"]))
+        ws.close()
+    late = sorted(x for t, x in lat if t > end - 3)
+    assert len(lat) > 10 and late
+    # a ~55 KB frame takes ~0.22 s on this link: a backlog that grew would show seconds here
+    assert late[len(late) // 2] < 1.0, late

@@ -6,13 +6,17 @@ JPEG quality and size to send so that the wanted frame rate fits that rate.  Bot
 plain logic (no I/O, no clock of their own: every method takes ``now``), so they are
 easy to test and to reason about.
 
-Delivery rate: for an acknowledged frame of ``n`` bytes, the link was busy with it
-from ``max(sent + rtt_min, previous ack)`` until its ack, so ``n / that`` is one sample
-of the link's rate (the "delivery rate" of BBR, with frames as packets).  The estimate
-is the median of the last few seconds of samples: robust to acks that arrive in
-bursts.  RTT: the minimum over the last ``RTT_WINDOW`` seconds of pong round trips
-and of ``ack - sent - n / rate`` for frames sent onto an idle link.  While the link is
-saturated neither is clean, so the minimum keeps the last clean one.
+Capacity: a frame of ``n`` bytes sent while the previous one was still on its way
+went over the link right after it, so ``n / (its ack - the previous ack)`` is one
+sample of the link's capacity (the "delivery rate" of BBR, with frames as packets).
+The estimate is the median of the last few seconds of samples (robust to acks that
+arrive in bursts); ``None`` while the link is not saturated (then nothing measures its
+capacity, and ``throughput`` says what it carries).
+
+RTT: the minimum over the last ``RTT_WINDOW`` seconds of pong round trips (less the
+time the ping waited behind our socket's queue) and of ``ack - sent - n / rate`` for
+frames sent onto an idle link.  While the link is saturated neither is clean, so the
+minimum keeps the last clean one.
 """
 import collections
 import statistics
@@ -30,6 +34,8 @@ FILL_DOWN = 0.85    # step down when the stream needs more than this share of th
 FILL_TARGET = 0.75  # ... to the best level that needs at most this share
 FILL_UP = 0.6       # step up when the next level needs at most this share
 HOLD_UP = 2.0       # seconds at a level before stepping up
+HOLD_MAX = 30.0     # the longest a failed probe makes us wait before trying that level again
+PROBE_WINDOW = 5.0  # a step down this soon after a probe up means the probe failed
 
 
 def quality_factor(q):
@@ -47,6 +53,7 @@ class LinkMeter(object):
         self.rate_samples = collections.deque()  # (now, bytes per second)
         self.rtt_samples = collections.deque()   # (now, seconds)
         self.latency = collections.deque(maxlen=16)  # capture-to-ack seconds
+        self.delivered = collections.deque()     # (now, bytes acknowledged)
         self.last_ack = None
         self.acked_bytes = 0
 
@@ -81,12 +88,13 @@ class LinkMeter(object):
     def acked(self, now, nbytes, sent_at, idle_before, latency=None):
         """A frame of ``nbytes`` (plus any earlier unacked ones) acknowledged at ``now``."""
         rtt = self.rtt(now) or 0.0
-        start = sent_at + rtt
-        if self.last_ack is not None and self.last_ack > start:
-            start = self.last_ack
-        busy = now - start
-        if busy > 0.0005:
-            self.rate_samples.append((now, nbytes / busy))
+        prev = self.last_ack
+        if prev is not None and prev > sent_at + rtt / 2.0:
+            # sent while the previous frame was still on its way: the link went straight
+            # from that frame to this one, so the time between their acks is this frame's
+            busy = now - prev
+            if busy > 0.0005:
+                self.rate_samples.append((now, nbytes / busy))
         if idle_before:
             r = self.rate(now)
             sample = now - sent_at - (nbytes / r if r else 0.0)
@@ -94,8 +102,18 @@ class LinkMeter(object):
                 self.rtt_samples.append((now, sample))
         if latency is not None and 0 <= latency < 600:
             self.latency.append(latency)
+        self.delivered.append((now, nbytes))
         self.last_ack = now
         self.acked_bytes += nbytes
+
+    def throughput(self, now):
+        """Bytes per second acknowledged over the last RATE_WINDOW seconds (what the link carries now)."""
+        d = self.delivered
+        while d and d[0][0] < now - RATE_WINDOW:
+            d.popleft()
+        if len(d) < 2 or now - d[0][0] < 0.5:
+            return None
+        return sum(n for _, n in d) / (now - d[0][0])
 
     def reset(self):
         self.__init__()
@@ -120,6 +138,8 @@ class Ladder(object):
         self.since = None
         self.sizes = {}     # level index -> EMA of the bytes per frame seen there
         self.over = 0       # consecutive checks over FILL_DOWN
+        self.holds = {}     # level -> seconds to wait before stepping up to it
+        self.probe = None   # (level, when) of the last step up the rate could not vouch for
 
     @property
     def level(self):
@@ -152,18 +172,27 @@ class Ladder(object):
         w, h, q = self.levels[i]
         return ref * (w * h * quality_factor(q)) / float(cw * ch * quality_factor(cq))
 
-    def decide(self, now, rate, fps):
+    def decide(self, now, rate, fps, drop_share):
         """The new level index when the link calls for one, else None.
 
-        ``rate``: the link's bytes per second; ``fps``: the frame rate to hold."""
+        ``rate``: the link's bytes per second (None: not measured yet); ``fps``: the frame
+        rate to hold; ``drop_share``: the share of the camera's frames this viewer skipped
+        since the last call (frames waited for the link: it is saturated).
+
+        Down: the stream needs more than FILL_DOWN of the rate and frames wait (twice in
+        a row): to the best level that needs at most FILL_TARGET.  Up: after ``hold``
+        seconds without waiting frames, one level, when the rate says it fits or, where
+        the rate can't tell (a link carrying small frames is mostly idle, so it is not
+        measured at capacity), as a probe; a probe that has to come back down doubles
+        the hold of that level (up to HOLD_MAX), as TCP backs off."""
         if self.since is None:
             self.since = now
-        if not rate or not fps or fps <= 0:
+        if not fps or fps <= 0:
             return None
         need = self.estimate(self.index)
-        if need is None:
-            return None
-        if need * fps > FILL_DOWN * rate and self.index < len(self.levels) - 1:
+        saturated = drop_share > 0.1
+        if (need is not None and rate and saturated and need * fps > FILL_DOWN * rate
+                and self.index < len(self.levels) - 1):
             self.over += 1
             if self.over < 2:
                 return None
@@ -173,13 +202,21 @@ class Ladder(object):
                 if est is not None and est * fps <= FILL_TARGET * rate:
                     best = i
                     break
+            if self.probe is not None and now - self.probe[1] < PROBE_WINDOW:
+                j = self.probe[0]  # the probe up to level j failed: wait longer before trying it again
+                self.holds[j] = min(HOLD_MAX, self.holds.get(j, HOLD_UP) * 2)
+            self.probe = None
             return self._move(best, now)
         self.over = 0
-        if self.index > 0 and now - self.since >= HOLD_UP:
-            est = self.estimate(self.index - 1)
-            if est is not None and est * fps <= FILL_UP * rate:
-                return self._move(self.index - 1, now)
-        return None
+        if self.index == 0 or drop_share > 0.05:
+            return None
+        up = self.index - 1
+        if now - self.since < self.holds.get(up, HOLD_UP):
+            return None
+        est = self.estimate(up)
+        fits = est is not None and rate and est * fps <= FILL_UP * rate
+        self.probe = None if fits else (up, now)
+        return self._move(up, now)
 
     def _move(self, i, now):
         self.index = i

@@ -25,7 +25,8 @@ Status messages (text, about once a second and on every change):
 "fps": frames this viewer got per second (acknowledged ones with ack=1), "source_fps",
 "dropped", "sent", "acked", "width", "height", "quality" (what is in use),
 "fps_cap", "viewers", "ack", "window", "unacked", "adaptive", "requested":
-{"width","height","quality"}, "link_kbps", "rtt_ms", "latency_ms" (capture to ack),
+{"width","height","quality"}, "link_kbps" (the link's capacity while it is saturated,
+else what it carries now), "link_saturated", "rtt_ms", "latency_ms" (capture to ack),
 "message"?}``.  A bad client message gets a status with ``"error": "bad-request"``.
 """
 import asyncio
@@ -99,6 +100,7 @@ class Viewer(Subscriber):
         self._drain = collections.deque(maxlen=64)  # (now, bytes that left the socket) without acks
         self._moving = False
         self._adapt_at = 0.0
+        self._mark = (0, 0)          # (frames offered, dropped) at the last adaptation check
 
     # -- the contract ---------------------------------------------------------
     async def pump(self, ws):
@@ -156,7 +158,11 @@ class Viewer(Subscriber):
         if p is not None and data == p[0]:
             self._ping = None
             now = time.monotonic()
-            self.meter.pong(now, now - p[1])
+            rtt = now - p[1]
+            ahead, rate = p[2], self.meter.rate(now) if self.ack else self._drain_rate()
+            if ahead and rate:
+                rtt -= ahead / rate  # it waited behind that many bytes in our socket
+            self.meter.pong(now, rtt)
 
     def close(self):
         if self.closed:
@@ -340,7 +346,10 @@ class Viewer(Subscriber):
         fps = self.requested["fps"] or self.stream.source_fps()
         if self.requested["fps"] and self.stream.source_fps():
             fps = min(fps, self.stream.source_fps())
-        if self.ladder.decide(now, rate, fps) is None:
+        offered, dropped = self.sent + self.dropped - self._mark[0], self.dropped - self._mark[1]
+        self._mark = (self.sent + self.dropped, self.dropped)
+        share = float(dropped) / offered if offered > 0 else 0.0
+        if self.ladder.decide(now, rate, fps, share) is None:
             return
         asyncio.ensure_future(self._apply_level())
 
@@ -367,7 +376,10 @@ class Viewer(Subscriber):
         if now - t0 >= 0.5:
             self._fps = (count - n0) / (now - t0)
         st = self.stream
-        rate = self.meter.rate(now) if self.ack else self._drain_rate()
+        if self.ack:
+            rate = self.meter.rate(now) or self.meter.throughput(now)
+        else:
+            rate = self._drain_rate()
         rtt = self.meter.rtt(now)
         lat = self.meter.latency_s() if self.ack else None
         out = {"type": "status", "state": self.state, "fps": round(self._fps, 2),
@@ -381,6 +393,8 @@ class Viewer(Subscriber):
                "adaptive": self.adaptive,
                "requested": {k: self.requested[k] for k in ("width", "height", "quality")},
                "link_kbps": round(rate * 8 / 1000.0, 1) if rate else None,
+               "link_saturated": (self.meter.rate(now) is not None) if self.ack else bool(
+                   self._drain and self._drain[-1][2] > 0),
                "rtt_ms": round(rtt * 1000.0, 1) if rtt is not None else None,
                "latency_ms": round(lat * 1000.0, 1) if lat is not None else None}
         message = None
@@ -442,7 +456,7 @@ class Viewer(Subscriber):
             ws.ping(payload)
         except Exception:
             return
-        self._ping = (payload, now)
+        self._ping = (payload, now, _outq(self._sock) or 0)
 
 
 def _window(v):
