@@ -273,6 +273,19 @@ async def _board_operations(vapi, did, agent):
     assert code == 400
     code, _ = await vapi("POST", "devices/%s/diagnose" % did)
     assert code == 200
+    code, job = await vapi("POST", "devices/%s/packages" % did, {"packages": ["p.txt.whl"], "no_index": True})
+    assert code == 404
+    code, job = await vapi("POST", "devices/%s/packages" % did, {"packages": ["jrd-nothing-here"],
+                                                               "no_index": True, "target": "t"})
+    assert code == 202
+    for _ in range(300):
+        code, job = await vapi("GET", "jobs/" + job["id"])
+        if job["state"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert job["state"] == "failed" and job["kind"] == "pip"
+    code, _ = await vapi("POST", "devices/%s/packages" % did, {"packages": ["--evil"]})
+    assert code == 400
 
 
 def _namespace_prefix():

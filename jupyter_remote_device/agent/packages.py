@@ -159,6 +159,11 @@ class PipRun(object):
         return {"output": text, "done": done, "exit_code": self.exit_code}
 
     def cancel(self):
+        t = threading.Thread(target=self._stop, name="jrd-pip-stop")  # the caller does not wait
+        t.daemon = True
+        t.start()
+
+    def _stop(self):
         if self.proc.poll() is None:
             for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
                 try:

@@ -24,7 +24,7 @@ except Exception:  # pragma: no cover - version file is generated at build time
     __version__ = "0.0.0"
 
 POLL_WAIT = 0.5
-MAGICS = ("%connect", "%disconnect", "%devices", "%camera")
+MAGICS = ("%connect", "%disconnect", "%devices", "%camera", "%pip")
 HELP = """\
 This kernel runs Python on a board (jupyter-remote-device).
   %connect HOST[:PORT] [--token T] [--tls]
@@ -35,6 +35,7 @@ This kernel runs Python on a board (jupyter-remote-device).
   %disconnect                        close the connection
   %devices                           list the saved boards
   %camera [WIDTH HEIGHT]             the board's live camera in this cell
+  %pip install PKG|FILE.whl ...      pip on the board (local wheels are sent along)
 On the board: display(obj), update_display(obj, display_id=...), show(img) (a live
 image, updated in place), show_camera(width, height), input()."""
 
@@ -235,6 +236,13 @@ class RemoteDeviceKernel(Kernel):
                     self._stream("stdout", self._devices_text())
                 elif word == "%camera":
                     lines[i] = self._camera_code(rest)
+                    break
+                elif word == "%pip":  # pip on the board (kernel/pip.py)
+                    from .pip import PipUsage, board_code
+                    try:
+                        lines[i] = board_code(rest)
+                    except PipUsage as e:
+                        raise _MagicError("UsageError", str(e))
                     break
                 elif word in ("%help", "%remote_device"):
                     self._stream("stdout", HELP + "\n")

@@ -427,8 +427,8 @@ def setup_handlers(server_app):
         (r"/jobs/(?P<job_id>[^/]+)", JobHandler),
         (r"/events", EventsHandler),
     ]
-    from . import boardlog, diagnose, terminal
-    routes += terminal.routes(ID) + boardlog.routes(ID) + diagnose.routes(ID)  # board operations
+    from . import boardlog, diagnose, packages, terminal
+    routes += terminal.routes(ID) + boardlog.routes(ID) + diagnose.routes(ID) + packages.routes(ID)  # board ops
     web_app.add_handlers(".*$", [(base + pattern, handler) for pattern, handler in routes])
     from tornado.ioloop import IOLoop
 
