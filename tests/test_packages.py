@@ -141,8 +141,9 @@ async def test_packages_needs_a_session_and_a_device(api, agent):
 
 def test_kernel_pip_magic_installs_a_local_wheel(tmp_path, agent):
     pytest.importorskip("jupyter_client")
-    from test_kernel import SPEC, Kernel, texts
     from jupyter_client.kernelspec import KernelSpecManager
+
+    from test_kernel import SPEC, Kernel, texts
 
     prefix = tmp_path / "prefix"
     KernelSpecManager().install_kernel_spec(SPEC, "remote-device", prefix=str(prefix))

@@ -17,8 +17,16 @@ from jupyter_server.auth.decorator import authorized
 
 from ..agent.packages import REQUIREMENT_RE
 from .errors import ApiError, bad_request
-from .transfer import CHUNK_TIMEOUT, Cancelled, Job, _Board, board_error, check_device_path, resolve_workspace, \
-    send_file
+from .transfer import (
+    CHUNK_TIMEOUT,
+    Cancelled,
+    Job,
+    _Board,
+    board_error,
+    check_device_path,
+    resolve_workspace,
+    send_file,
+)
 
 MAX_PACKAGES = 50
 MAX_LOG = 256 * 1024        # characters of pip's log kept in the job (the end)
