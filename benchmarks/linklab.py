@@ -35,6 +35,7 @@ Loopback only; every wait is bounded.
 import asyncio
 import os
 import socket
+import sys
 import threading
 import time
 
@@ -333,6 +334,19 @@ class SlowBoard(object):
         for d in (self.cpu, self.mem):
             _write(os.path.join(d, "cgroup.procs"), pid)
         return True
+
+    def launcher(self, directory):
+        """An executable that joins these cgroups, then runs Python with its arguments: give it
+        to ``spawn_agent(python=...)`` so the agent is limited from its first byte (memory is
+        charged to the cgroup a page was touched in)."""
+        path = os.path.join(directory, "slow-python")
+        with open(path, "w") as f:
+            f.write("#!%s\nimport os, sys\nfor d in %r:\n"
+                    "    open(os.path.join(d, 'cgroup.procs'), 'w').write(str(os.getpid()))\n"
+                    "os.execv(%r, [%r] + sys.argv[1:])\n"
+                    % (sys.executable, [self.cpu, self.mem], sys.executable, sys.executable))
+        os.chmod(path, 0o755)
+        return path
 
     def memory_peak(self):
         try:

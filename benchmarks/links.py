@@ -16,7 +16,7 @@ clients in this process.  Each result is a ratio to the link's own limits:
   (fps vs what the link carries, latency vs 2 frame times + RTT), push (vs the link
   rate), REST exec, a trivial kernel cell and a session open (in RTTs, with the round
   trips the link lab counted);
-- ``slow_board``: the agent under a CPU quota of a quarter core and 64 MB (cgroup
+- ``slow_board``: the agent under a CPU quota of a twentieth of a core and 64 MB (cgroup
   v1, where the machine allows; skipped with the reason otherwise): camera fps, exec
   latency, the agent's memory.
 
@@ -36,10 +36,11 @@ import time
 
 from jupyter_remote_device.app import spawn_agent, stop_process
 
-from .camera import HOST, Server, pct
+from .camera import HOST, Server, cpu_seconds, pct
 from .linklab import LinkProxy, slow_board
 
 MBIT = 1e6
+SLOW_CPUS = 0.05  # a twentieth of one of this machine's cores: roughly a V831-class board's one core
 
 
 def ms(x):
@@ -352,14 +353,16 @@ def board_wifi(server, agent_port, token, tmp, seconds, quick):
 
 
 def slow(server, tmp, seconds, quick):
-    sb = slow_board(cpus=0.25, memory_mb=64)
+    sb = slow_board(cpus=SLOW_CPUS, memory_mb=64)
     if sb.skipped:
         return {"skipped": sb.skipped}
-    proc, port, token = spawn_agent(root=tempfile.mkdtemp(prefix="jrd-slow-", dir=tmp))
+    proc, port, token = spawn_agent(root=tempfile.mkdtemp(prefix="jrd-slow-", dir=tmp), python=sb.launcher(tmp))
     try:
-        sb.add(proc.pid)
         did = server.add_device(port, token, "slow-board")
+        c0, t0 = cpu_seconds(proc.pid), time.time()
         cam = view(server.port, server, camera_path(did, 640, 480, 80, ack=1), seconds, ack=True)
+        cam["agent_cpu_percent"] = round(100.0 * (cpu_seconds(proc.pid) - c0) / (time.time() - t0), 1)
+        cam["fps_ratio_to_source"] = round(cam["fps"] / 30.0, 3) if cam.get("fps") else 0.0
         n = 10 if quick else 20
         exec_s, list_s = rest_timings(server, did, n)
         with open("/proc/%d/status" % proc.pid) as f:
@@ -389,6 +392,7 @@ def main(argv=None):
         did = server.add_device(port, token, "bench-board")
         if "remote_viewer" in only:
             result["remote_viewer"] = remote_viewer(server, did, seconds)
+        server.request("DELETE", "/jupyter-remote-device/devices/%s/session" % did)  # one holder per board
         if "board_wifi" in only:
             result["board_wifi"] = board_wifi(server, port, token, tmp, seconds / 2, args.quick)
         if "slow_board" in only:
