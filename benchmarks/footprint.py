@@ -1,12 +1,15 @@
 """Idle memory of the agent vs a bare rpyc classic server: ``python -m benchmarks.footprint``.
 
 Boards like the V831 have 64 MB of RAM: the agent's idle footprint should stay
-within a couple of MB of the stock ``rpyc_classic`` server that MaixPy3 boards
-already run. Both start on 127.0.0.1, each gets one authenticated / plain client
-connection and a trivial call, then their RSS (VmRSS) is read from /proc.
-Prints one JSON object. Bounded: a few seconds.
+within 1 MB of what MaixPy3 boards already run, ``ThreadedServer(SlaveService)``
+started from ``python -c`` (the ``rpyc_classic`` command is shown too: its CLI
+imports add ~3 MB, so it is not the baseline). Each starts on 127.0.0.1, gets one
+authenticated / plain client connection and a trivial call, then its RSS (VmRSS) is
+read from /proc.  ``camera_stream``: the agent's CPU per streamed frame beside the
+encode cost it measures itself.  Prints one JSON object. Bounded: a few seconds.
 """
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -46,11 +49,23 @@ def wait_port(port, timeout=20):
     raise RuntimeError("port %d never opened" % port)
 
 
-def measure_classic():
+SLAVE_SERVER = (
+    "import sys\n"
+    "from rpyc.utils.server import ThreadedServer\n"
+    "from rpyc.core import SlaveService\n"
+    "ThreadedServer(SlaveService, hostname='127.0.0.1', port=int(sys.argv[1]), auto_register=False).start()\n")
+
+
+def measure_classic(cli=False):
+    """RSS of a stock classic server: ``ThreadedServer(SlaveService)`` from ``python -c`` (what
+    MaixPy3 boards run), or with ``cli`` the ``rpyc_classic`` command (its CLI imports add ~3 MB)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "from rpyc.cli.rpyc_classic import main; main()",
-                             "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if cli:
+        cmd = [sys.executable, "-c", "from rpyc.cli.rpyc_classic import main; main()", "--host", "127.0.0.1",
+               "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-c", SLAVE_SERVER, str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
         conn = rpyc.classic.connect("127.0.0.1", port)
@@ -79,17 +94,54 @@ def measure_agent(camera):
         proc.wait(10)
 
 
+def cpu_per_frame(seconds=3.0, width=640, height=480, quality=80):
+    """Agent CPU per streamed frame (camera_next over one connection) beside the encode cost
+    the agent itself measures (camera_stats' encode_ms)."""
+    root = tempfile.mkdtemp(prefix="jrd-footprint-")
+    proc, port, token = spawn_agent(root=root, camera="synthetic")
+    try:
+        conn = client.connect("127.0.0.1", port, token=token)
+        sid = conn.root.camera_open("0", width, height, quality, 0)
+        conn.root.camera_next(sid, -1, 5.0)
+        c0, t0, n = cpu_s(proc.pid), time.time(), 0
+        while time.time() - t0 < seconds:
+            if conn.root.camera_next(sid, -1, 5.0):
+                n += 1
+        cpu = cpu_s(proc.pid) - c0
+        stats = json.loads(conn.root.camera_stats())
+        conn.close()
+        enc = stats["cameras"][0].get("encode_ms")
+        per = 1000.0 * cpu / n if n else None
+        return {"size": "%dx%d" % (width, height), "quality": quality, "frames": n,
+                "fps": round(n / seconds, 1), "agent_cpu_ms_per_frame": round(per, 2) if per else None,
+                "encode_ms_per_frame": enc,
+                "other_ms_per_frame": round(per - enc, 2) if per and enc else None}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def main():
-    classic = measure_classic()
+    slave = measure_classic()
+    cli = measure_classic(cli=True)
     agent_none = measure_agent("none")
     agent_synth = measure_agent("synthetic")
     result = {
-        "rpyc_classic_rss_kb": classic,
+        "slave_service_rss_kb": slave,
+        "rpyc_classic_cli_rss_kb": cli,
         "agent_idle_rss_kb": agent_none,
         "agent_idle_rss_kb_synthetic_camera": agent_synth,
-        "agent_minus_classic_kb": agent_none - classic,
-        "agent_synthetic_minus_classic_kb": agent_synth - classic,
-        "target_kb": 2048,
+        "agent_minus_slave_service_kb": agent_none - slave,
+        "agent_synthetic_minus_slave_service_kb": agent_synth - slave,
+        "agent_minus_rpyc_classic_cli_kb": agent_none - cli,
+        "target_kb": 1024,
+        "camera_stream": cpu_per_frame(),
     }
     print(json.dumps(result, indent=1))
 
