@@ -79,9 +79,12 @@ def measure_classic(cli=False):
         proc.wait(10)
 
 
-def measure_agent(camera):
+def measure_agent(camera, pyc_dir=None):
+    """RSS of an idle agent; with ``pyc_dir`` its modules load from bytecode cached there (as
+    on a board where the package was installed), else they compile from source."""
     root = tempfile.mkdtemp(prefix="jrd-footprint-")
-    proc, port, token = spawn_agent(root=root, camera=camera)
+    env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": pyc_dir} if pyc_dir else None
+    proc, port, token = spawn_agent(root=root, camera=camera, env=env)
     try:
         conn = client.connect("127.0.0.1", port, token=token)
         conn.root.ping()
@@ -132,6 +135,10 @@ def main():
     cli = measure_classic(cli=True)
     agent_none = measure_agent("none")
     agent_synth = measure_agent("synthetic")
+    pyc = tempfile.mkdtemp(prefix="jrd-footprint-pyc-")
+    measure_agent("synthetic", pyc)  # writes the bytecode
+    agent_pyc = measure_agent("none", pyc)
+    agent_pyc_synth = measure_agent("synthetic", pyc)
     result = {
         "slave_service_rss_kb": slave,
         "rpyc_classic_cli_rss_kb": cli,
@@ -140,6 +147,9 @@ def main():
         "agent_minus_slave_service_kb": agent_none - slave,
         "agent_synthetic_minus_slave_service_kb": agent_synth - slave,
         "agent_minus_rpyc_classic_cli_kb": agent_none - cli,
+        "agent_idle_rss_kb_from_pyc": agent_pyc,
+        "agent_from_pyc_minus_slave_service_kb": agent_pyc - slave,
+        "agent_synthetic_from_pyc_minus_slave_service_kb": agent_pyc_synth - slave,
         "target_kb": 1024,
         "camera_stream": cpu_per_frame(),
     }

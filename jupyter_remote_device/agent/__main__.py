@@ -4,7 +4,6 @@ Prints ``JRD-AGENT LISTENING host:port`` on stdout once it accepts connections.
 Code sent by ``exec`` runs on this process's main thread (see executor.py); the
 rpyc server runs in background threads.
 """
-import argparse
 import ipaddress
 import logging
 import os
@@ -25,6 +24,39 @@ CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
 SERVER_CONFIG = dict(CLIENT_CONFIG)
 
 
+def forget_cli():
+    """argparse (and the gettext it pulls in) is needed once, at start: let its memory go."""
+    for name in ("argparse", "gettext"):
+        sys.modules.pop(name, None)
+
+
+def trim_memory():
+    """Give the memory that compiling our modules used back to the system (glibc keeps freed
+    heap otherwise: a board without .pyc files would idle a few MB heavier). Best effort."""
+    import gc
+    gc.collect()
+    if not _compiled_from_source():
+        return  # loaded from .pyc: little to give back, and ctypes itself costs a third of a MB
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except Exception:  # no ctypes, or not glibc (musl has no malloc_trim): nothing to do
+        pass
+
+
+def _compiled_from_source():
+    """True when one of our modules had no usable .pyc (it was compiled at start)."""
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("jupyter_remote_device.") and getattr(mod, "__file__", None):
+            cached = getattr(mod, "__cached__", None)
+            try:
+                if not cached or os.stat(cached).st_mtime < os.stat(mod.__file__).st_mtime:
+                    return True
+            except OSError:
+                return True
+    return False
+
+
 def is_loopback(host):
     if host in ("localhost", ""):
         return host == "localhost"
@@ -37,11 +69,13 @@ def is_loopback(host):
 def _camera_arg(value):
     if value in CAMERA_CHOICES or (value.startswith("file:") and len(value) > 5):
         return value
+    import argparse
     raise argparse.ArgumentTypeError("invalid choice: %r (choose from %s, or file:PATH)"
                                      % (value, ", ".join(CAMERA_CHOICES)))
 
 
 def parse_args(argv=None):
+    import argparse  # dropped again once parsed (see forget_cli)
     p = argparse.ArgumentParser(prog="jupyter-remote-device-agent",
                                 description="Serve this board to JupyterLab (jupyter-remote-device agent).",
                                 epilog="As a service: %(prog)s install-service [--user|--system] [--dry-run] "
@@ -157,6 +191,7 @@ def main(argv=None):
         return service_install.main(argv)
     hide_token(argv)
     args = parse_args(argv)
+    forget_cli()
     env_token = os.environ.pop(auth.TOKEN_ENV, None)  # not handed on to what the board's code starts
     os.environ.pop(REEXEC_MARK, None)
     level = getattr(logging, str(args.log_level).upper(), logging.WARNING)
@@ -191,15 +226,18 @@ def main(argv=None):
         ssl_context = auth.make_server_ssl_context(args.certfile, args.keyfile)
 
     root = os.path.abspath(os.path.expanduser(args.root or os.path.join("~", "jrd-root")))
-    from .executor import Executor
     from .files import FileStore
+    from .lazy import LazyExecutor
     files = FileStore(root, log=log)
-    executor = Executor(log=log)
     cameras = make_cameras(args.camera, log)
-    executor.use_cameras(cameras)  # show_camera() stills
+
+    def setup(executor):  # when the exec engine is first needed (lazy.py)
+        executor.use_cameras(cameras)  # show_camera() stills
+        output.attach(executor)  # threads a cell starts write to it; the rest goes to the board log
+
+    executor = LazyExecutor(log=log, setup=setup)
     board = Board(files, executor, cameras, log=log)
     board.output = output
-    output.attach(executor)  # threads a cell starts write to it; the rest goes to the board log
 
     authenticator = auth.AgentAuthenticator(token, __version__, ssl_context=ssl_context, log=log)
     server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
@@ -235,6 +273,7 @@ def main(argv=None):
     print("JRD-AGENT ROOT %s" % root)
     sys.stdout.flush()
     _capture_fds(output)
+    trim_memory()
     log.info("agent %s listening on %s:%d, root %s", __version__, args.host, port, root)
     try:
         executor.run_forever(stop)

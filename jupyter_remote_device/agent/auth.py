@@ -14,8 +14,6 @@ The token never crosses the wire; the nonce is fresh per connection (a
 recorded answer is useless later) and the agent proves it knows the token too.
 Standard library only: this module runs on boards (Python 3.8+).
 """
-import hashlib
-import hmac
 import json
 import os
 import socket
@@ -25,6 +23,7 @@ import time
 
 from rpyc.utils.authenticators import AuthenticationError
 
+from .digest import compare_digest, hmac_sha256
 from .sysinfo import rpyc_version
 
 MAGIC = b"JRD-AGENT/"
@@ -35,7 +34,7 @@ HANDSHAKE_TIMEOUT = 10.0
 
 def _mac(token, *parts):
     msg = "|".join(parts).encode("utf-8")
-    return hmac.new(token.encode("utf-8"), msg, hashlib.sha256).hexdigest()
+    return hmac_sha256(token.encode("utf-8"), msg)
 
 
 def client_mac(token, nonce, cnonce):
@@ -140,7 +139,7 @@ class AgentAuthenticator(object):
                 mac = reply.get("mac")
                 if not (isinstance(cnonce, str) and isinstance(mac, str) and 16 <= len(cnonce) <= 128):
                     raise AuthenticationError("malformed handshake")
-                if not hmac.compare_digest(mac.encode(), client_mac(self.token, nonce, cnonce).encode()):
+                if not compare_digest(mac.encode(), client_mac(self.token, nonce, cnonce).encode()):
                     self.limiter.failed(peer)
                     time.sleep(max(0.0, min(self.limiter.delay(peer), deadline - time.monotonic())))
                     send_json_line(sock, {"ok": False, "error": "the token was not accepted"})

@@ -25,7 +25,6 @@ builtin exceptions on the client): ``PermissionError`` (outside the root),
 Standard library only, Python 3.8 syntax: this module runs on boards.
 """
 import errno
-import hashlib
 import os
 import posixpath
 import re
@@ -33,6 +32,8 @@ import stat as stat_mod
 import threading
 import time
 import zlib
+
+from .digest import sha256
 
 MAX_PATH = 4096
 MAX_READ = 16 * 1024 * 1024
@@ -52,7 +53,7 @@ def is_temp_name(name):
 
 
 def _hash_file(real, block=HASH_BLOCK):
-    h = hashlib.sha256()
+    h = sha256()
     with open(real, "rb", buffering=0) as f:
         buf = bytearray(block)
         view = memoryview(buf)
@@ -76,7 +77,7 @@ class _Write(object):
         self.rel = rel
         self.size = size
         self.mtime = mtime
-        self.hasher = hashlib.sha256()
+        self.hasher = sha256()
         self.pos = 0              # next offset of a sequential write
         self.sequential = True    # every write so far landed at self.pos
         self.written_end = 0      # highest byte written + 1

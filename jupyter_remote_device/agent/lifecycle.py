@@ -54,6 +54,8 @@ class Stopper(object):
 
     def _abort_cells(self):
         ex = self.board.executor
+        if not getattr(ex, "loaded", True):
+            return  # the exec engine never ran (lazy.py): nothing to interrupt
         try:
             with ex._lock:
                 queued = [r.id for r in ex._queue]

@@ -10,7 +10,6 @@ advertised (the agent runs on without it).
 """
 import ipaddress
 import os
-import platform
 import socket
 
 SERVICE_TYPE = "_jupyter-device._tcp.local."
@@ -141,7 +140,7 @@ def start(host, port, version, auth=True, name=None, model=None, log=None):
             model = sysinfo.model()
         except Exception:
             model = None
-    props = {"name": label, "model": (model or "")[:100], "arch": platform.machine(),
+    props = {"name": label, "model": (model or "")[:100], "arch": os.uname().machine,
              "version": version, "auth": "1" if auth else "0"}
     try:
         info = ServiceInfo(SERVICE_TYPE, "%s-%d.%s" % (short, port, SERVICE_TYPE), port=int(port),

@@ -1,0 +1,74 @@
+"""The exec engine, loaded on first use (the agent's idle footprint, DESIGN.md "boards we meet").
+
+``executor.py`` is the largest part of the agent, and compiling it (boards often have no
+``.pyc`` for code that was pushed to them) costs a few MB of memory that Python keeps.  An
+agent that only serves files or the camera never needs it, so ``LazyExecutor`` stands in
+for ``executor.Executor``: the first attribute that needs the real engine imports and
+builds it (from whichever thread asks), and ``run_forever`` on the main thread waits
+until then and hands over to the real one.  Calls that only ask about running code get
+the answer "nothing runs" without loading anything.
+
+Python 3.8 syntax; standard library only.
+"""
+import threading
+
+
+class LazyExecutor(object):
+    """Stands in for executor.Executor until something needs it; see the module docstring."""
+
+    def __init__(self, log=None, setup=None):
+        self._log = log
+        self._setup = setup          # setup(executor): wire cameras, the board log
+        self._real = None
+        self._lock = threading.Lock()
+        self._loaded = threading.Event()
+
+    @property
+    def loaded(self):
+        return self._real is not None
+
+    def get(self):
+        """The real executor (imported and built on first call)."""
+        real = self._real
+        if real is not None:
+            return real
+        with self._lock:
+            if self._real is None:
+                from .executor import Executor
+                real = Executor(log=self._log)
+                if self._setup is not None:
+                    self._setup(real)
+                self._real = real
+                self._loaded.set()
+            return self._real
+
+    # what may be asked without loading the engine ---------------------------------
+    def busy(self):
+        if self._real is None:
+            return {"busy": False, "exec_id": None, "ns": None, "queued": 0}
+        return self._real.busy()
+
+    def abandon(self, owner):
+        if self._real is not None:
+            return self._real.abandon(owner)
+        return None
+
+    def interrupt(self, exec_id=None):
+        if self._real is None:
+            return False
+        return self._real.interrupt(exec_id)
+
+    def forget(self, exec_id):
+        if self._real is not None:
+            self._real.forget(exec_id)
+
+    def run_forever(self, stop_event):
+        """Main thread: wait until the engine is wanted (or stop), then run it here."""
+        while not stop_event.is_set():
+            if self._loaded.wait(0.2):
+                return self._real.run_forever(stop_event)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
