@@ -56,6 +56,9 @@ export interface IJob {
   rate: number | null;
   error: string | null;
   verified: boolean | null;
+  /** Where from and where to (push: workspace → device path; pull: the reverse). */
+  source?: string;
+  dest?: string;
   /** Added by the frontend when known (not part of the wire format). */
   device?: string;
 }
@@ -201,6 +204,8 @@ export interface IDevicesApi {
   connect(id: string, token?: string, takeOver?: boolean): Promise<IDevice>;
   disconnect(id: string): Promise<void>;
   push(id: string, source: string, dest: string, sync?: boolean): Promise<IJob>;
+  /** Copy a board file or folder into the workspace (a job of kind "pull"). */
+  pull(id: string, source: string, dest: string): Promise<IJob>;
   getJob(id: string): Promise<IJob>;
   cancelJob(id: string): Promise<void>;
 }
@@ -236,6 +241,11 @@ export const restApi: IDevicesApi = {
         'POST',
         sync === undefined ? { source, dest } : { source, dest, sync }
       )
+    ),
+  pull: (id, source, dest) =>
+    requestAPI<IJob>(
+      `devices/${enc(id)}/pull`,
+      jsonBody('POST', { source, dest })
     ),
   getJob: id => requestAPI<IJob>(`jobs/${enc(id)}`),
   cancelJob: async id => {

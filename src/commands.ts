@@ -4,14 +4,15 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import {
   Dialog,
-  InputDialog,
   Notification,
   showDialog,
   showErrorMessage,
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { FileBrowser } from '@jupyterlab/filebrowser';
+import { ITranslator } from '@jupyterlab/translation';
 import { UUID } from '@lumino/coreutils';
 
 import { IDevice } from './api';
@@ -21,7 +22,8 @@ import { DevicesModel } from './model';
 import { KERNEL_NAME } from './notebook';
 import { askForDevice } from './widgets/adddialog';
 import { CameraPanel, CameraViewer, IStreamSettings } from './widgets/camera';
-import { followJob } from './widgets/jobs';
+import { pickDevice, translationBundle } from './pick';
+import { pushFile } from './push';
 import { sshRequest } from './widgets/sshdialog';
 
 export namespace CommandIDs {
@@ -55,36 +57,13 @@ export interface ICommandContext {
   tracker: WidgetTracker<CameraPanel>;
   cameraDefaults: () => ICameraDefaults;
   fileBrowser: FileBrowser | null;
+  /** For the file dialog of "Push File…" (a typed path without it). */
+  docManager?: IDocumentManager | null;
+  translator?: ITranslator | null;
   sidebarId: string;
 }
 
-function deviceLabel(d: IDevice): string {
-  return `${d.name} — ${d.host}:${d.port} (${d.status})`;
-}
-
-/** Ask the user for one board among `candidates` (InputDialog.getItem). */
-export async function pickDevice(
-  title: string,
-  candidates: ReadonlyArray<IDevice>,
-  emptyMessage: string
-): Promise<IDevice | null> {
-  if (candidates.length === 0) {
-    await showErrorMessage(title, emptyMessage);
-    return null;
-  }
-  const labels = candidates.map(deviceLabel);
-  const result = await InputDialog.getItem({
-    title,
-    label: 'Board',
-    items: labels,
-    current: 0
-  });
-  if (!result.button.accept || result.value === null) {
-    return null;
-  }
-  const index = labels.indexOf(result.value);
-  return index >= 0 ? candidates[index] : null;
-}
+export { pickDevice, translationBundle };
 
 function errorMessage(error: unknown): string {
   return (error as Error)?.message ?? String(error);
@@ -92,31 +71,34 @@ function errorMessage(error: unknown): string {
 
 /** The workspace folder the file browser shows ('' = root). */
 function currentFolder(ctx: ICommandContext): string {
-  const path = ctx.fileBrowser?.model.path ?? '';
-  // Strip a drive prefix ("Drive:path") which the contents API handles itself.
-  return path;
+  return ctx.fileBrowser?.model.path ?? '';
 }
 
 export function addCommands(ctx: ICommandContext): void {
   const { app, model, tracker } = ctx;
   const { commands } = app;
+  const trans = translationBundle(ctx.translator);
   const deviceArg = (args: any): IDevice | undefined =>
     typeof args?.id === 'string' ? model.get(args.id) : undefined;
 
   commands.addCommand(CommandIDs.connect, {
-    label: args => (args?.id ? 'Connect' : 'Connect Device'),
-    caption: 'Open a session with a board',
+    label: args =>
+      args?.id ? trans.__('Connect') : trans.__('Connect Device'),
+    caption: trans.__('Open a session with a board'),
     icon: args => (args?.id ? undefined : boardIcon),
     execute: async args => {
       let device = deviceArg(args);
       if (!device) {
         device =
           (await pickDevice(
-            'Connect device',
+            trans.__('Connect device'),
             model.devices.filter(d => d.status !== 'connected'),
             model.devices.length
-              ? 'Every known board is connected already.'
-              : 'No board is known yet. Use "Add device by address" or start the agent on a board.'
+              ? trans.__('Every known board is connected already.')
+              : trans.__(
+                  'No board is known yet. Use "Add device by address" or start the agent on a board.'
+                ),
+            trans
           )) ?? undefined;
       }
       if (!device) {
@@ -127,7 +109,7 @@ export function addCommands(ctx: ICommandContext): void {
       for (;;) {
         try {
           const connected = await model.connect(device.id, token, takeOver);
-          Notification.success(`Connected to ${connected.name}.`, {
+          Notification.success(trans.__('Connected to %1.', connected.name), {
             autoClose: 3000
           });
           return connected;
@@ -135,11 +117,14 @@ export function addCommands(ctx: ICommandContext): void {
           if ((error as any)?.reason === 'in-use' && !takeOver) {
             // Another user holds the board: taking it over is always an explicit choice.
             const choice = await showDialog({
-              title: `${device.name} is in use`,
-              body: `${errorMessage(error).split('. Take it over')[0]}. Take it over? Their session stops.`,
+              title: trans.__('%1 is in use', device.name),
+              body: trans.__(
+                '%1. Take it over? Their session stops.',
+                errorMessage(error).split('. Take it over')[0]
+              ),
               buttons: [
-                Dialog.cancelButton(),
-                Dialog.warnButton({ label: 'Take over' })
+                Dialog.cancelButton({ label: trans.__('Cancel') }),
+                Dialog.warnButton({ label: trans.__('Take over') })
               ]
             });
             if (choice.button.accept) {
@@ -149,7 +134,7 @@ export function addCommands(ctx: ICommandContext): void {
             return null;
           }
           await showErrorMessage(
-            `Could not connect to ${device.name}`,
+            trans.__('Could not connect to %1', device.name),
             errorMessage(error)
           );
           return null;
@@ -159,18 +144,20 @@ export function addCommands(ctx: ICommandContext): void {
   });
 
   commands.addCommand(CommandIDs.disconnect, {
-    label: args => (args?.id ? 'Disconnect' : 'Disconnect Device'),
-    caption: 'Close the session with a board',
+    label: args =>
+      args?.id ? trans.__('Disconnect') : trans.__('Disconnect Device'),
+    caption: trans.__('Close the session with a board'),
     execute: async args => {
       let device = deviceArg(args);
       if (!device) {
         device =
           (await pickDevice(
-            'Disconnect device',
+            trans.__('Disconnect device'),
             model.devices.filter(
               d => d.status === 'connected' || d.status === 'connecting'
             ),
-            'No board is connected.'
+            trans.__('No board is connected.'),
+            trans
           )) ?? undefined;
       }
       if (!device) {
@@ -180,7 +167,7 @@ export function addCommands(ctx: ICommandContext): void {
         await model.disconnect(device.id);
       } catch (error) {
         await showErrorMessage(
-          `Could not disconnect ${device.name}`,
+          trans.__('Could not disconnect %1', device.name),
           errorMessage(error)
         );
       }
@@ -285,11 +272,14 @@ export function addCommands(ctx: ICommandContext): void {
   });
 
   commands.addCommand(CommandIDs.addDevice, {
-    label: args => (args?.host ? 'Token…' : 'Add Device by Address…'),
+    label: args =>
+      args?.host ? trans.__('Token…') : trans.__('Add Device by Address…'),
     caption: args =>
       args?.host
-        ? 'Set the token for this board (the agent printed it when it started)'
-        : 'Add a board by its IP address or host name',
+        ? trans.__(
+            'Set the token for this board (the agent printed it when it started)'
+          )
+        : trans.__('Add a board by its IP address or host name'),
     execute: async args => {
       const value = await askForDevice(
         {
@@ -315,7 +305,10 @@ export function addCommands(ctx: ICommandContext): void {
               }
         );
       } catch (error) {
-        await showErrorMessage('Could not add the device', errorMessage(error));
+        await showErrorMessage(
+          trans.__('Could not add the device'),
+          errorMessage(error)
+        );
         return null;
       }
       if (value.connect && device.status !== 'connected') {
@@ -326,8 +319,8 @@ export function addCommands(ctx: ICommandContext): void {
   });
 
   commands.addCommand(CommandIDs.removeDevice, {
-    label: 'Remove Device',
-    caption: 'Forget a board added by hand',
+    label: trans.__('Remove Device'),
+    caption: trans.__('Forget a board added by hand'),
     isEnabled: args => {
       const d = deviceArg(args);
       return !d || d.source === 'manual' || d.source === 'ssh';
@@ -337,20 +330,31 @@ export function addCommands(ctx: ICommandContext): void {
       if (!device) {
         device =
           (await pickDevice(
-            'Remove device',
+            trans.__('Remove device'),
             model.devices.filter(
               d => d.source === 'manual' || d.source === 'ssh'
             ),
-            'Only boards added by hand can be removed; configured and discovered boards come back by themselves.'
+            trans.__(
+              'Only boards added by hand can be removed; configured and discovered boards come back by themselves.'
+            ),
+            trans
           )) ?? undefined;
       }
       if (!device) {
         return;
       }
       const ok = await showDialog({
-        title: 'Remove device',
-        body: `Forget ${device.name} (${device.host}:${device.port})? Its session, if any, is closed.`,
-        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Remove' })]
+        title: trans.__('Remove device'),
+        body: trans.__(
+          'Forget %1 (%2:%3)? Its session, if any, is closed.',
+          device.name,
+          device.host,
+          device.port
+        ),
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Cancel') }),
+          Dialog.warnButton({ label: trans.__('Remove') })
+        ]
       });
       if (!ok.button.accept) {
         return;
@@ -359,7 +363,7 @@ export function addCommands(ctx: ICommandContext): void {
         await model.removeDevice(device.id);
       } catch (error) {
         await showErrorMessage(
-          `Could not remove ${device.name}`,
+          trans.__('Could not remove %1', device.name),
           errorMessage(error)
         );
       }
@@ -367,8 +371,8 @@ export function addCommands(ctx: ICommandContext): void {
   });
 
   commands.addCommand(CommandIDs.refresh, {
-    label: 'Refresh Devices',
-    caption: 'Reload the list of boards from the server',
+    label: trans.__('Refresh Devices'),
+    caption: trans.__('Reload the list of boards from the server'),
     execute: async () => {
       model.reconnectNow();
       const state = await model.handshake();
@@ -378,132 +382,50 @@ export function addCommands(ctx: ICommandContext): void {
       try {
         await model.refresh();
       } catch (error) {
-        Notification.error(`Could not list devices: ${errorMessage(error)}`, {
-          autoClose: 5000
-        });
-      }
-    }
-  });
-
-  const pushFile = async (args: any, fromBrowser: boolean) => {
-    let sources: string[] = [];
-    const selected = ctx.fileBrowser
-      ? Array.from(ctx.fileBrowser.selectedItems()).map(item => item.path)
-      : [];
-    if (typeof args?.path === 'string' && args.path) {
-      sources = [args.path];
-    } else if (fromBrowser) {
-      sources = selected;
-    }
-    if (sources.length === 0 && !fromBrowser) {
-      // Palette / sidebar: ask, with the file browser's selection prefilled.
-      const result = await InputDialog.getText({
-        title: 'Push file to device',
-        label: 'File or folder in the workspace',
-        text: selected[0] ?? currentFolder(ctx),
-        placeholder: 'path/to/file.py'
-      });
-      if (!result.button.accept || !result.value) {
-        return;
-      }
-      sources = [result.value.replace(/^\/+/, '')];
-    }
-    if (sources.length === 0) {
-      await showErrorMessage(
-        'Push to device',
-        'Select a file or folder in the file browser first.'
-      );
-      return;
-    }
-    let device = deviceArg(args);
-    if (!device) {
-      const connected = model.connectedDevices;
-      device =
-        connected.length === 1 && fromBrowser
-          ? connected[0]
-          : ((await pickDevice(
-              `Push ${sources.length === 1 ? PathExt.basename(sources[0]) : `${sources.length} items`} to device`,
-              connected,
-              'No board is connected. Connect one from the Devices sidebar first.'
-            )) ?? undefined);
-    }
-    if (!device) {
-      return;
-    }
-    let dests: string[];
-    if (typeof args?.dest === 'string') {
-      dests = sources.map(s =>
-        sources.length === 1
-          ? args.dest
-          : PathExt.join(args.dest, PathExt.basename(s))
-      );
-    } else if (sources.length === 1) {
-      const result = await InputDialog.getText({
-        title: `Push to ${device.name}`,
-        label: 'Path on the board (relative to the agent’s root)',
-        text: PathExt.basename(sources[0])
-      });
-      if (!result.button.accept || !result.value) {
-        return;
-      }
-      dests = [result.value];
-    } else {
-      const result = await InputDialog.getText({
-        title: `Push ${sources.length} items to ${device.name}`,
-        label:
-          'Folder on the board (relative to the agent’s root; empty = root)',
-        text: ''
-      });
-      if (!result.button.accept) {
-        return;
-      }
-      const folder = (result.value ?? '').trim();
-      dests = sources.map(s =>
-        folder ? PathExt.join(folder, PathExt.basename(s)) : PathExt.basename(s)
-      );
-    }
-    const jobs = [];
-    for (let i = 0; i < sources.length; i++) {
-      const what = `${PathExt.basename(sources[i])} to ${device.name}:${dests[i]}`;
-      try {
-        const job = await model.push(device.id, sources[i], dests[i]);
-        jobs.push(followJob(model, job, what));
-      } catch (error) {
-        await showErrorMessage(
-          `Could not push ${PathExt.basename(sources[i])}`,
-          errorMessage(error)
+        Notification.error(
+          trans.__('Could not list devices: %1', errorMessage(error)),
+          {
+            autoClose: 5000
+          }
         );
       }
     }
-    return Promise.all(jobs);
-  };
+  });
 
   commands.addCommand(CommandIDs.pushFile, {
-    label: args => (args?.id ? 'Push File…' : 'Push File to Device…'),
-    caption: 'Copy a workspace file or folder to a board',
-    execute: args => pushFile(args, false)
+    label: args =>
+      args?.id ? trans.__('Push File…') : trans.__('Push File to Device…'),
+    caption: trans.__('Copy a workspace file or folder to a board'),
+    execute: args => pushFile(ctx, args, false)
   });
 
   commands.addCommand(CommandIDs.pushFromBrowser, {
-    label: 'Push to Device…',
-    caption: 'Copy the selected files or folders to a connected board',
+    label: trans.__('Push to Device…'),
+    caption: trans.__(
+      'Copy the selected files or folders to a connected board'
+    ),
     icon: boardIcon,
-    execute: args => pushFile(args, true)
+    execute: args => pushFile(ctx, args, true)
   });
 
   commands.addCommand(CommandIDs.openNotebook, {
-    label: args => (args?.id ? 'Open Notebook' : 'Open Notebook on Device'),
-    caption:
-      'Create a notebook whose code runs on the board (kernel "remote-device")',
+    label: args =>
+      args?.id
+        ? trans.__('Open Notebook')
+        : trans.__('Open Notebook on Device'),
+    caption: trans.__(
+      'Create a notebook whose code runs on the board (kernel "remote-device")'
+    ),
     execute: async args => {
       let device = deviceArg(args);
       if (!device) {
         const connected = model.connectedDevices;
         device =
           (await pickDevice(
-            'Open notebook on device',
+            trans.__('Open notebook on device'),
             connected.length ? connected : model.devices,
-            'No board is known yet.'
+            trans.__('No board is known yet.'),
+            trans
           )) ?? undefined;
       }
       if (!device) {
@@ -520,10 +442,12 @@ export function addCommands(ctx: ICommandContext): void {
       }
       if (!kernelspecs.specs?.kernelspecs[KERNEL_NAME]) {
         await showErrorMessage(
-          'Kernel "remote-device" not found',
-          'The "Python (remote device)" kernel is not installed in this Jupyter, so a notebook cannot run on the board. ' +
-            'It comes with the Python package: reinstall jupyter-remote-device (pip install jupyter-remote-device) ' +
-            'in the environment that runs Jupyter, check that "jupyter kernelspec list" shows "remote-device", then reload this page.'
+          trans.__('Kernel "remote-device" not found'),
+          trans.__(
+            'The "Python (remote device)" kernel is not installed in this Jupyter, so a notebook cannot run on the board. ' +
+              'It comes with the Python package: reinstall jupyter-remote-device (pip install jupyter-remote-device) ' +
+              'in the environment that runs Jupyter, check that "jupyter kernelspec list" shows "remote-device", then reload this page.'
+          )
         );
         return null;
       }
@@ -573,7 +497,7 @@ export function addCommands(ctx: ICommandContext): void {
         });
       } catch (error) {
         await showErrorMessage(
-          'Could not create the notebook',
+          trans.__('Could not create the notebook'),
           errorMessage(error)
         );
         return null;
@@ -582,7 +506,7 @@ export function addCommands(ctx: ICommandContext): void {
   });
 
   commands.addCommand(CommandIDs.showSidebar, {
-    label: 'Show Devices Sidebar',
+    label: trans.__('Show Devices Sidebar'),
     execute: () => {
       app.shell.activateById(ctx.sidebarId);
     }

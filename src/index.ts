@@ -8,11 +8,13 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator } from '@jupyterlab/translation';
 
 import {
   addCommands,
@@ -20,8 +22,10 @@ import {
   ICameraDefaults,
   PALETTE_CATEGORY
 } from './commands';
+import { addFileCommands } from './filecommands';
 import { parseResolution } from './frame';
 import { DevicesModel } from './model';
+import { translationBundle } from './pick';
 import { connectNotebooksOnKernelStart } from './notebook';
 import { addRoomCommands } from './roomcommands';
 import { CameraPanel } from './widgets/camera';
@@ -62,7 +66,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ISettingRegistry,
     IDefaultFileBrowser,
     IStatusBar,
-    IRenderMimeRegistry
+    IRenderMimeRegistry,
+    IDocumentManager,
+    ITranslator
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -71,7 +77,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     fileBrowser: IDefaultFileBrowser | null,
     statusBar: IStatusBar | null,
-    rendermime: IRenderMimeRegistry | null
+    rendermime: IRenderMimeRegistry | null,
+    docManager: IDocumentManager | null,
+    translator: ITranslator | null
   ) => {
     const model = new DevicesModel();
     const tracker = new WidgetTracker<CameraPanel>({
@@ -81,13 +89,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const sidebar = new DevicesSidebar({ model, commands: app.commands });
     // The connected board's files below the list (widgets/filetree.ts).
-    sidebar.addWidget(
-      new DeviceFilesPanel({
-        model,
-        contents: app.serviceManager.contents,
-        currentFolder: () => fileBrowser?.model.path ?? ''
-      })
-    );
+    const filesPanel = new DeviceFilesPanel({
+      model,
+      contents: app.serviceManager.contents,
+      currentFolder: () => fileBrowser?.model.path ?? '',
+      // the server wrote into the workspace: show it in the file browser now
+      onPulled: () => void fileBrowser?.model.refresh(),
+      translator
+    });
+    sidebar.addWidget(filesPanel);
+    addFileCommands(app, filesPanel, translationBundle(translator));
     app.shell.add(sidebar, 'left', { rank: 850 });
     restorer?.add(sidebar, sidebar.id);
 
@@ -97,6 +108,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       tracker,
       cameraDefaults: () => defaults,
       fileBrowser,
+      docManager,
+      translator,
       sidebarId: sidebar.id
     });
     addRoomCommands({ app, model, room: sidebar.room });

@@ -18,16 +18,12 @@ import {
   SocketFactory,
   wsUrl
 } from './api';
+import { checkServer, ServerState } from './handshake';
+import { isJobFinished, jobProgress } from './jobstate';
 import { exponentialBackoff, ReconnectingSocket, SocketState } from './socket';
 import { FRONTEND_VERSION } from './version';
 
-/** What the version handshake found out about the server extension. */
-export type ServerState =
-  | { kind: 'unknown' }
-  | { kind: 'ok'; version: string }
-  | { kind: 'missing'; message: string }
-  | { kind: 'mismatch'; version: string; frontend: string }
-  | { kind: 'unreachable'; message: string };
+export type { ServerState };
 
 /** State of the `events` WebSocket. */
 export type EventsState = 'idle' | 'connecting' | 'open' | 'closed';
@@ -61,11 +57,7 @@ const EVENTS_STATE: { [K in SocketState]: EventsState } = {
   waiting: 'closed'
 };
 
-const FINISHED: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
-
-export function isJobFinished(job: IJob): boolean {
-  return FINISHED.has(job.state);
-}
+export { isJobFinished, jobProgress };
 
 export class DevicesModel implements IDisposable {
   constructor(options: DevicesModel.IOptions = {}) {
@@ -209,32 +201,7 @@ export class DevicesModel implements IDisposable {
 
   /** GET version and compare it with the frontend's. */
   async handshake(): Promise<ServerState> {
-    let state: ServerState;
-    try {
-      const reply = await this._api.version();
-      const version = String(reply?.version ?? '');
-      state =
-        version === this._frontendVersion
-          ? { kind: 'ok', version }
-          : { kind: 'mismatch', version, frontend: this._frontendVersion };
-    } catch (error) {
-      const err = error as ApiError;
-      if (err.status === 404) {
-        state = {
-          kind: 'missing',
-          message:
-            'The jupyter-remote-device server extension is not installed or ' +
-            'not enabled in this Jupyter server. Install the Python package ' +
-            '(pip install jupyter-remote-device), check ' +
-            '"jupyter server extension list", then restart Jupyter.'
-        };
-      } else {
-        state = {
-          kind: 'unreachable',
-          message: err?.message ?? String(error)
-        };
-      }
-    }
+    const state = await checkServer(this._api, this._frontendVersion);
     this._setServer(state);
     return state;
   }
@@ -331,6 +298,13 @@ export class DevicesModel implements IDisposable {
   /** Start a push job and follow it. */
   async push(id: string, source: string, dest: string): Promise<IJob> {
     const job = await this._api.push(id, source, dest);
+    this.handleJob({ ...job, device: id });
+    return this._jobs.get(job.id) ?? job;
+  }
+
+  /** Start a pull job (board → workspace) and follow it. */
+  async pull(id: string, source: string, dest: string): Promise<IJob> {
+    const job = await this._api.pull(id, source, dest);
     this.handleJob({ ...job, device: id });
     return this._jobs.get(job.id) ?? job;
   }

@@ -1,253 +1,29 @@
 /**
  * The "Files" section of the Devices sidebar: lazy tree, actions with their
- * dialogs, pull into the workspace with progress, drop to push, refresh when
- * a push to the shown board ends.
+ * dialogs, pull into the workspace as a server job with progress, drop to
+ * push, refresh when a push to the shown board ends.
  */
 import { MimeData } from '@lumino/coreutils';
-import { Widget } from '@lumino/widgets';
 
-import { IDevice, IJob } from '../api';
-import { bytesToBase64, IFileEntry, IFilesApi } from '../filesapi';
-import { DevicesModel } from '../model';
+import { IJob } from '../api';
+import { bytesToBase64 } from '../filesapi';
 import {
   checkName,
   CONTENTS_MIME,
   DeviceFilesPanel,
   formatMtime,
-  joinDevicePath,
-  saveToWorkspace
+  joinDevicePath
 } from '../widgets/filetree';
-
-const device = (id: string, extra: Partial<IDevice> = {}): IDevice => ({
-  id,
-  name: `board-${id}`,
-  host: '127.0.0.1',
-  port: 18861,
-  source: 'config',
-  status: 'connected',
-  kind: 'agent',
-  info: null,
-  error: null,
-  ...extra
-});
-
-const MTIME = Date.UTC(2024, 0, 2, 3, 4, 5) / 1000;
-
-/** An in-memory board file system behind the IFilesApi interface. */
-class FakeFs implements IFilesApi {
-  files = new Map<string, Uint8Array>();
-  dirs = new Set<string>(['']);
-  calls: string[] = [];
-
-  constructor(files: { [path: string]: string }, dirs: string[] = []) {
-    for (const d of dirs) {
-      this.dirs.add(d);
-    }
-    for (const [p, text] of Object.entries(files)) {
-      this.files.set(p, new TextEncoder().encode(text));
-    }
-  }
-
-  async list(id: string, path: string) {
-    this.calls.push(`list ${id} ${path}`);
-    if (!this.dirs.has(path)) {
-      throw Object.assign(new Error(`no folder ${path}`), {
-        status: 404,
-        reason: 'not-found'
-      });
-    }
-    const entries: IFileEntry[] = [];
-    const prefix = path ? `${path}/` : '';
-    const direct = (p: string) =>
-      p.startsWith(prefix) &&
-      p !== path &&
-      !p.slice(prefix.length).includes('/');
-    for (const d of this.dirs) {
-      if (d && direct(d)) {
-        entries.push({
-          name: d.slice(prefix.length),
-          type: 'directory',
-          size: 0,
-          mtime: MTIME
-        });
-      }
-    }
-    for (const [p, data] of this.files) {
-      if (direct(p)) {
-        entries.push({
-          name: p.slice(prefix.length),
-          type: 'file',
-          size: data.length,
-          mtime: MTIME
-        });
-      }
-    }
-    return { path, entries };
-  }
-
-  async mkdir(id: string, path: string) {
-    this.calls.push(`mkdir ${path}`);
-    this.dirs.add(path);
-  }
-
-  async rename(id: string, path: string, newPath: string) {
-    this.calls.push(`rename ${path} ${newPath}`);
-    const data = this.files.get(path);
-    if (data) {
-      this.files.delete(path);
-      this.files.set(newPath, data);
-    } else if (this.dirs.delete(path)) {
-      this.dirs.add(newPath);
-    }
-  }
-
-  async remove(id: string, path: string, recursive = false) {
-    this.calls.push(`remove ${path} ${recursive}`);
-    if (this.dirs.has(path)) {
-      const inside = [...this.files.keys(), ...this.dirs].filter(p =>
-        p.startsWith(`${path}/`)
-      );
-      if (inside.length && !recursive) {
-        throw Object.assign(new Error('not empty'), {
-          status: 409,
-          reason: 'not-empty'
-        });
-      }
-      for (const p of inside) {
-        this.files.delete(p);
-        this.dirs.delete(p);
-      }
-      this.dirs.delete(path);
-      return;
-    }
-    this.files.delete(path);
-  }
-
-  async download(
-    id: string,
-    path: string,
-    onProgress?: (done: number, total: number) => void
-  ) {
-    const data = this.files.get(path)!;
-    const half = Math.floor(data.length / 2);
-    onProgress?.(half, data.length);
-    this.progress.push(half);
-    await Promise.resolve();
-    onProgress?.(data.length, data.length);
-    this.progress.push(data.length);
-    return data;
-  }
-
-  progress: number[] = [];
-}
-
-function setup(fs: FakeFs, devices: IDevice[] = [device('a')]) {
-  const pushes: [string, string, string][] = [];
-  let jobN = 0;
-  const model = new DevicesModel({
-    api: {
-      version: async () => ({ version: '0.1.0' }),
-      listDevices: async () => devices,
-      push: async (id: string, source: string, dest: string): Promise<IJob> => {
-        pushes.push([id, source, dest]);
-        return {
-          id: `job${++jobN}`,
-          kind: 'push',
-          state: 'running',
-          bytes_done: 0,
-          bytes_total: 10,
-          files_done: 0,
-          files_total: 1,
-          rate: null,
-          error: null,
-          verified: null
-        };
-      },
-      getJob: async () => {
-        throw new Error('not polled in this test');
-      }
-    } as any,
-    socketFactory: () =>
-      ({
-        readyState: 0,
-        onopen: null,
-        onclose: null,
-        onerror: null,
-        onmessage: null,
-        send: () => undefined,
-        close: () => undefined
-      }) as any,
-    frontendVersion: '0.1.0',
-    jobPollInterval: 60000
-  });
-  const saved: { path: string; options: any }[] = [];
-  const contents = {
-    save: async (path: string, options: any) => {
-      saved.push({ path, options });
-      return { path, ...options };
-    }
-  } as any;
-  const panel = new DeviceFilesPanel({
-    model,
-    contents,
-    currentFolder: () => 'work',
-    api: fs,
-    keepFinishedMs: 50
-  });
-  Widget.attach(panel, document.body);
-  return { model, panel, pushes, saved };
-}
-
-const flush = async (n = 5) => {
-  for (let i = 0; i < n; i++) {
-    await new Promise(r => setTimeout(r, 0));
-  }
-};
-
-async function waitFor<T>(
-  fn: () => T | null | undefined | false,
-  what: string,
-  timeout = 2000
-): Promise<T> {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = fn();
-    if (v) {
-      return v;
-    }
-    if (Date.now() > end) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise(r => setTimeout(r, 10));
-  }
-}
-
-/** Wait for the JupyterLab dialog, optionally type into its input, then press a button. */
-async function answerDialog(accept: boolean, text?: string): Promise<string> {
-  const dialog = await waitFor(
-    () => document.querySelector('.jp-Dialog') as HTMLElement | null,
-    'a dialog'
-  );
-  const body = dialog.querySelector('.jp-Dialog-content')?.textContent ?? '';
-  if (text !== undefined) {
-    const input = await waitFor(
-      () => dialog.querySelector('input') as HTMLInputElement | null,
-      'the dialog input'
-    );
-    input.value = text;
-  }
-  const button = dialog.querySelector(
-    accept
-      ? '.jp-Dialog-button.jp-mod-accept'
-      : '.jp-Dialog-button.jp-mod-reject'
-  ) as HTMLButtonElement;
-  button.click();
-  await waitFor(
-    () => !document.querySelector('.jp-Dialog'),
-    'the dialog to close'
-  );
-  return body;
-}
+import {
+  answerDialog,
+  device,
+  FakeFs,
+  flush,
+  job,
+  MTIME,
+  setup,
+  waitFor
+} from './filesfixtures';
 
 const rows = (panel: DeviceFilesPanel) =>
   Array.from(panel.node.querySelectorAll('.jp-RemoteDevice-fileRow')).map(
@@ -296,28 +72,6 @@ describe('helpers', () => {
     expect(back.length).toBe(data.length);
     expect(Array.from(back, c => c.charCodeAt(0))).toEqual(Array.from(data));
     expect(bytesToBase64(new Uint8Array([0, 255, 1]))).toBe('AP8B');
-  });
-});
-
-describe('saveToWorkspace', () => {
-  it('saves small files in one request and big ones in numbered chunks', async () => {
-    const calls: any[] = [];
-    const contents = {
-      save: async (path: string, options: any) =>
-        void calls.push({ path, ...options })
-    } as any;
-    await saveToWorkspace(contents, 'a.bin', new Uint8Array([1, 2, 3]), 4);
-    expect(calls).toEqual([
-      { path: 'a.bin', type: 'file', format: 'base64', content: 'AQID' }
-    ]);
-    calls.length = 0;
-    const data = new Uint8Array(10).map((_, i) => i);
-    await saveToWorkspace(contents, 'b.bin', data, 4);
-    expect(calls.map(c => c.chunk)).toEqual([1, 2, -1]);
-    const joined = calls.map(c => atob(c.content)).join('');
-    expect(Array.from(joined, ch => ch.charCodeAt(0))).toEqual(
-      Array.from(data)
-    );
   });
 });
 
@@ -470,9 +224,9 @@ describe('DeviceFilesPanel', () => {
     panel.dispose();
   });
 
-  it('pulls a file into the workspace as base64 with a progress bar', async () => {
+  it('pulls a file as a server job (no bytes through the page), with a progress bar', async () => {
     const fs = new FakeFs({ 'data.bin': '\u0000binary\u00ff data' });
-    const { model, panel, saved } = setup(fs);
+    const { model, panel, pulls, saved } = setup(fs);
     await model.refresh();
     await flush();
     clickAction(panel, 'data.bin', 'pull');
@@ -484,27 +238,47 @@ describe('DeviceFilesPanel', () => {
     // Prefilled with the file browser's folder.
     expect(dialog.value).toBe('work/data.bin');
     await answerDialog(true, 'work/copy.bin');
-    await waitFor(() => saved.length === 1, 'the save');
-    expect(saved[0].path).toBe('work/copy.bin');
-    expect(saved[0].options).toEqual({
-      type: 'file',
-      format: 'base64',
-      content: bytesToBase64(fs.files.get('data.bin')!)
-    });
-    expect(fs.progress.length).toBe(2);
+    await waitFor(() => pulls.length === 1, 'the pull request');
+    expect(pulls[0]).toEqual(['a', 'data.bin', 'work/copy.bin']);
+    // The same through the API, which resolves when the job is done.
+    const done = panel.pull('data.bin', 'work/copy.bin');
+    await waitFor(() => pulls.length === 2, 'the second pull');
+    const id = 'pull1';
     const bar = await waitFor(
       () =>
         panel.node.querySelector(
-          '.jp-RemoteDevice-transfer[data-kind="pull"]'
+          `.jp-RemoteDevice-transfer[data-kind="pull"][data-job="${id}"]`
         ) as HTMLElement | null,
       'the transfer row'
     );
-    expect(bar.dataset.state).toBe('done');
-    expect(
-      (bar.querySelector('progress') as HTMLProgressElement).getAttribute(
-        'value'
-      )
-    ).toBe('1');
+    expect(bar.dataset.state).toBe('running');
+    expect(bar.textContent).toContain('Pull data.bin → work/copy.bin');
+    // Progress and the end come from the job (events or polling).
+    model.handleMessage({
+      type: 'job',
+      job: job(id, { kind: 'pull', bytes_done: 8, bytes_total: 16 })
+    });
+    const progress = () =>
+      panel.node
+        .querySelector(`[data-job="${id}"] progress`)!
+        .getAttribute('value');
+    expect(progress()).toBe('0.5');
+    for (const j of ['pull1', 'pull2']) {
+      model.handleMessage({
+        type: 'job',
+        job: job(j, {
+          kind: 'pull',
+          state: 'done',
+          bytes_done: 16,
+          bytes_total: 16,
+          verified: true,
+          dest: 'work/copy.bin'
+        })
+      });
+    }
+    expect(await done).toBe('work/copy.bin');
+    expect(progress()).toBe('1');
+    expect(saved).toEqual([]); // nothing went through the contents API
     // Finished transfers go away by themselves.
     await waitFor(
       () => !panel.node.querySelector('.jp-RemoteDevice-transfer'),
@@ -514,45 +288,81 @@ describe('DeviceFilesPanel', () => {
     panel.dispose();
   });
 
-  it('pulls a whole folder, sub-folders included', async () => {
+  it('asks before a pull replaces a workspace file; a failed pull stays listed', async () => {
+    const fs = new FakeFs({ 'a.txt': 'a' });
+    const { model, panel, pulls } = setup(fs, [device('a')], {
+      'work/a.txt': 'file'
+    });
+    await model.refresh();
+    await flush();
+    clickAction(panel, 'a.txt', 'pull');
+    await answerDialog(true, 'work/a.txt');
+    expect(await answerDialog(false)).toContain('already exists');
+    await flush();
+    expect(pulls).toEqual([]);
+    clickAction(panel, 'a.txt', 'pull');
+    await answerDialog(true, 'work/a.txt');
+    await answerDialog(true);
+    await waitFor(() => pulls.length === 1, 'the pull');
+    model.handleMessage({
+      type: 'job',
+      job: job('pull1', {
+        kind: 'pull',
+        state: 'failed',
+        error: 'The Jupyter workspace has no space left for a.txt'
+      })
+    });
+    const row = await waitFor(
+      () =>
+        panel.node.querySelector(
+          '.jp-RemoteDevice-transfer[data-state="failed"]'
+        ) as HTMLElement | null,
+      'the failed row'
+    );
+    expect(row.textContent).toContain('no space left');
+    (
+      row.querySelector('.jp-RemoteDevice-transferDismiss') as HTMLElement
+    ).click();
+    expect(panel.node.querySelector('.jp-RemoteDevice-transfer')).toBeNull();
+    model.dispose();
+    panel.dispose();
+  });
+
+  it('pulls a whole folder with one job', async () => {
     const fs = new FakeFs({ 'd/a.txt': 'aaa', 'd/s/b.txt': 'bb' }, [
       'd',
-      'd/s',
-      'd/empty'
+      'd/s'
     ]);
-    const { model, panel, saved } = setup(fs);
+    const { model, panel, pulls, saved } = setup(fs);
     await model.refresh();
     await flush();
     expect(
       rowNode(panel, 'd').querySelector('.jp-RemoteDevice-fileAction-pull')
     ).not.toBeNull();
-    expect(await panel.pull('d', 'work/d2')).toBe('work/d2');
-    const byPath: { [path: string]: any } = {};
-    for (const x of saved) {
-      byPath[x.path] = x.options;
-    }
-    expect(Object.keys(byPath).sort()).toEqual([
-      'work/d2',
-      'work/d2/a.txt',
-      'work/d2/empty',
-      'work/d2/s',
-      'work/d2/s/b.txt'
-    ]);
-    expect(byPath['work/d2']).toEqual({ type: 'directory' });
-    expect(byPath['work/d2/s/b.txt']).toEqual({
-      type: 'file',
-      format: 'base64',
-      content: btoa('bb')
+    const done = panel.pull('d', 'work/d2');
+    await waitFor(() => pulls.length === 1, 'the pull');
+    expect(pulls).toEqual([['a', 'd', 'work/d2']]);
+    model.handleMessage({
+      type: 'job',
+      job: job('pull1', {
+        kind: 'pull',
+        state: 'done',
+        files_done: 2,
+        files_total: 2,
+        bytes_done: 5,
+        bytes_total: 5,
+        dest: 'work/d2'
+      })
     });
-    // Folders are made before the files inside them.
-    expect(saved.findIndex(x => x.path === 'work/d2/s')).toBeLessThan(
-      saved.findIndex(x => x.path === 'work/d2/s/b.txt')
-    );
+    expect(await done).toBe('work/d2');
+    expect(saved).toEqual([]);
     const row = panel.node.querySelector(
       '.jp-RemoteDevice-transfer[data-kind="pull"]'
     ) as HTMLElement;
     expect(row.dataset.state).toBe('done');
     expect(row.textContent).toContain('d → work/d2');
+    // A pull does not change the board: no reload of its files.
+    expect(fs.calls.filter(c => c.startsWith('list')).length).toBe(1);
     model.dispose();
     panel.dispose();
   });

@@ -1,43 +1,63 @@
 /**
- * Push jobs shown with JupyterLab's Notification API: progress while running,
- * a Cancel action (DELETE jobs/{id}), the outcome at the end.
+ * Push and pull jobs shown with JupyterLab's Notification API: progress while
+ * running, a Cancel action (DELETE jobs/{id}), the outcome at the end.
  */
 import { Notification } from '@jupyterlab/apputils';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
 import { IJob } from '../api';
-import { DevicesModel, Format, isJobFinished } from '../model';
+import { Format } from '../format';
+import { DevicesModel, isJobFinished, jobProgress } from '../model';
+import { TRANSLATION_DOMAIN } from '../pick';
 
-export function describeJob(job: IJob, what: string): string {
-  const files =
-    job.files_total > 1 ? ` — ${job.files_done}/${job.files_total} files` : '';
-  const bytes = job.bytes_total
-    ? ` — ${Format.bytes(job.bytes_done)} of ${Format.bytes(job.bytes_total)}`
-    : '';
-  switch (job.state) {
-    case 'done':
-      return `Pushed ${what}${files}${job.bytes_total ? ` (${Format.bytes(job.bytes_total)})` : ''}${job.verified ? ', sha256 verified' : ''}.`;
-    case 'failed':
-      return `Push of ${what} failed: ${job.error ?? 'unknown error'}`;
-    case 'cancelled':
-      return `Push of ${what} cancelled.`;
-    default: {
-      const rate = job.rate ? ` at ${Format.rate(job.rate)}` : '';
-      return `Pushing ${what}${bytes}${files}${rate}`;
-    }
-  }
+export { jobProgress };
+
+function defaultTrans(): TranslationBundle {
+  return nullTranslator.load(TRANSLATION_DOMAIN);
 }
 
-export function jobProgress(job: IJob): number {
-  if (job.state === 'done') {
-    return 1;
+export function describeJob(
+  job: IJob,
+  what: string,
+  trans: TranslationBundle = defaultTrans()
+): string {
+  const files =
+    job.files_total > 1
+      ? trans.__(' — %1/%2 files', job.files_done, job.files_total)
+      : '';
+  const bytes = job.bytes_total
+    ? trans.__(
+        ' — %1 of %2',
+        Format.bytes(job.bytes_done),
+        Format.bytes(job.bytes_total)
+      )
+    : '';
+  const pull = job.kind === 'pull';
+  switch (job.state) {
+    case 'done': {
+      const size = job.bytes_total ? ` (${Format.bytes(job.bytes_total)})` : '';
+      const verified = job.verified ? trans.__(', sha256 verified') : '';
+      return pull
+        ? trans.__('Pulled %1%2%3%4.', what, files, size, verified)
+        : trans.__('Pushed %1%2%3%4.', what, files, size, verified);
+    }
+    case 'failed': {
+      const error = job.error ?? trans.__('unknown error');
+      return pull
+        ? trans.__('Pull of %1 failed: %2', what, error)
+        : trans.__('Push of %1 failed: %2', what, error);
+    }
+    case 'cancelled':
+      return pull
+        ? trans.__('Pull of %1 cancelled.', what)
+        : trans.__('Push of %1 cancelled.', what);
+    default: {
+      const rate = job.rate ? trans.__(' at %1', Format.rate(job.rate)) : '';
+      return pull
+        ? trans.__('Pulling %1%2%3%4', what, bytes, files, rate)
+        : trans.__('Pushing %1%2%3%4', what, bytes, files, rate);
+    }
   }
-  if (job.bytes_total > 0) {
-    return Math.max(0, Math.min(1, job.bytes_done / job.bytes_total));
-  }
-  if (job.files_total > 0) {
-    return Math.max(0, Math.min(1, job.files_done / job.files_total));
-  }
-  return 0;
 }
 
 /**
@@ -47,32 +67,38 @@ export function jobProgress(job: IJob): number {
 export function followJob(
   model: DevicesModel,
   job: IJob,
-  what: string
+  what: string,
+  trans: TranslationBundle = defaultTrans()
 ): Promise<IJob> {
   let cancelled = false;
   let latest: IJob = model.getJob(job.id) ?? job;
-  const id = Notification.emit(describeJob(latest, what), 'in-progress', {
-    autoClose: false,
-    progress: jobProgress(latest),
-    actions: [
-      {
-        label: 'Cancel',
-        caption: 'Stop this transfer',
-        callback: event => {
-          event.preventDefault();
-          if (cancelled || isJobFinished(latest)) {
-            return;
-          }
-          cancelled = true;
-          model.cancelJob(job.id).catch(error => {
-            Notification.error(`Could not cancel: ${error.message ?? error}`, {
-              autoClose: 5000
+  const id = Notification.emit(
+    describeJob(latest, what, trans),
+    'in-progress',
+    {
+      autoClose: false,
+      progress: jobProgress(latest),
+      actions: [
+        {
+          label: trans.__('Cancel'),
+          caption: trans.__('Stop this transfer'),
+          callback: event => {
+            event.preventDefault();
+            if (cancelled || isJobFinished(latest)) {
+              return;
+            }
+            cancelled = true;
+            model.cancelJob(job.id).catch(error => {
+              Notification.error(
+                trans.__('Could not cancel: %1', error.message ?? error),
+                { autoClose: 5000 }
+              );
             });
-          });
+          }
         }
-      }
-    ]
-  });
+      ]
+    }
+  );
   // The toast is created asynchronously (its module loads lazily): an update
   // sent before it exists is lost. Coalesce updates, send none in the first
   // moments, and send the final state twice.
@@ -90,7 +116,7 @@ export function followJob(
             : 'error';
       Notification.update({
         id,
-        message: describeJob(latest, what),
+        message: describeJob(latest, what, trans),
         type,
         progress: latest.state === 'done' ? 1 : undefined,
         autoClose: latest.state === 'failed' ? false : 8000,
@@ -99,7 +125,7 @@ export function followJob(
     } else {
       Notification.update({
         id,
-        message: describeJob(latest, what),
+        message: describeJob(latest, what, trans),
         type: 'in-progress',
         progress: jobProgress(latest)
       });

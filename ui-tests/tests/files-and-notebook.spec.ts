@@ -188,6 +188,61 @@ test.describe('Device files', () => {
     expect(await deviceFiles(page.request, baseURL!, device.id)).not.toContain(folder);
   });
 
+  test('"Push File…" picks files in the file dialog; the tree rows\' context menu pulls and deletes', async ({
+    page,
+    baseURL,
+    tmpPath
+  }, testInfo) => {
+    const device = await ensureConnected(page, baseURL!, 'demo-board');
+    const name = `dialog-${testInfo.project.name}-${Date.now()}.txt`;
+    const text = 'picked in the file dialog\n'.repeat(100);
+    await page.contents.uploadContent(text, 'text', `${tmpPath}/${name}`);
+
+    // From the palette's command: JupyterLab's file dialog, not a typed path.
+    await page.evaluate(() => {
+      void (window as any).jupyterapp.commands.execute('remote-device:push-file');
+    });
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog.locator('.jp-Dialog-header')).toContainText('Push to device');
+    // it opens in the file browser's folder (the test's own); else go there
+    await expect(dialog.locator('.jp-DirListing-item').first()).toBeVisible();
+    if ((await dialog.locator('.jp-DirListing-item', { hasText: name }).count()) === 0) {
+      await dialog.locator('.jp-DirListing-item', { hasText: tmpPath }).dblclick();
+    }
+    await dialog.locator('.jp-DirListing-item', { hasText: name }).click();
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    // which board, then where on it
+    await expect(dialog.locator('.jp-Dialog-header')).toContainText(`Push ${name} to device`);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(dialog.locator('.jp-Dialog-header')).toContainText('Push to demo-board');
+    await expect(dialog.locator('input')).toHaveValue(name);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator('.Toastify__toast', { hasText: `Pushed ${name}` })).toBeVisible({ timeout: 30000 });
+    expect(await deviceFiles(page.request, baseURL!, device.id)).toContain(name);
+
+    // Right-click a row of the board's files: Pull to Workspace… (a server job).
+    await openSidebar(page);
+    await expect(page.locator(fileRow(name))).toBeVisible({ timeout: 15000 });
+    await page.locator(`${fileRow(name)} .jp-RemoteDevice-fileName`).click({ button: 'right' });
+    await page.locator('.lm-Menu-item', { hasText: 'Pull to Workspace…' }).click();
+    await expect(dialog).toContainText(`Pull ${name} to the workspace`);
+    const pulled = `${tmpPath}/back-${name}`;
+    await dialog.locator('input').fill(pulled);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator('.Toastify__toast', { hasText: `Pulled ${name}` })).toBeVisible({ timeout: 30000 });
+    const res = await page.request.get(`${baseURL}/api/contents/${pulled}?content=1&format=text&type=file`);
+    expect(res.ok(), `GET ${pulled}`).toBeTruthy();
+    expect((await res.json()).content).toBe(text);
+
+    // ... and Delete from Board…
+    await page.locator(`${fileRow(name)} .jp-RemoteDevice-fileName`).click({ button: 'right' });
+    await page.locator('.lm-Menu-item', { hasText: 'Delete from Board…' }).click();
+    await expect(dialog).toContainText(`Delete "${name}" from demo-board`);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(page.locator(fileRow(name))).toHaveCount(0);
+    expect(await deviceFiles(page.request, baseURL!, device.id)).not.toContain(name);
+  });
+
   test('drag a file from the file browser onto a board folder pushes it there', async ({
     page,
     baseURL,
