@@ -7,14 +7,18 @@
  * `done(frame)` (after drawing it, or giving up on it): the server keeps at most
  * `window` frames unacknowledged, so frames never pile up on a slow link.  Acks are
  * cumulative and carry how long the frame was held here (`hold_ms`), so the server
- * measures the link, not our decoder.  It re-opens the socket with backoff while
+ * measures the link, not our decoder.  It keeps the socket open (the shared
+ * ReconnectingSocket of ./socket.ts: re-opened with backoff) while
  * `running`, and reports the server's status (fps delivered, link rate, RTT,
  * capture-to-ack latency, the quality and size in use).
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { defaultSocketFactory, ISocketLike, SocketFactory, wsUrl } from './api';
+import { SocketFactory, wsUrl } from './api';
 import { IFrame, parseFrame } from './frame';
+import { ReconnectingSocket, SocketState } from './socket';
+
+export type { SocketState } from './socket';
 
 export interface IStreamSettings {
   width: number;
@@ -45,8 +49,6 @@ export interface IStreamStatus {
   [key: string]: any;
 }
 
-export type SocketState = 'idle' | 'connecting' | 'open' | 'waiting';
-
 /** A frame as received, with when it arrived (performance.now()). */
 export interface IStreamFrame extends IFrame {
   receivedAt: number;
@@ -75,14 +77,34 @@ export class CameraStream {
   constructor(options: CameraStream.IOptions) {
     this.deviceId = options.deviceId;
     this._settings = { ...options.settings };
-    this._socketFactory = options.socketFactory ?? defaultSocketFactory;
     this._ack = options.ack ?? true;
     this._adaptive = options.adaptive ?? true;
     this._window = options.window;
-    this._retryDelay =
-      options.retryDelay ??
-      (n => Math.min(10000, 500 * Math.pow(2, Math.min(n, 5))));
     this._now = options.now ?? (() => performance.now());
+    this._socket = new ReconnectingSocket({
+      url: () => this._url(),
+      socketFactory: options.socketFactory,
+      binaryType: 'arraybuffer',
+      retryDelay:
+        options.retryDelay ??
+        (n => Math.min(10000, 500 * Math.pow(2, Math.min(n, 5))))
+    });
+    this._socket.stateChanged.connect((_, change) => {
+      if (change.state === 'connecting') {
+        // a new socket: acks and counts start over
+        this._opens += 1;
+        this._lastAcked = null;
+        this._recent = [];
+        this._bytes = 0;
+        this._frames = 0;
+      }
+      const reason =
+        change.state === 'waiting'
+          ? change.reason || this._status?.message || ''
+          : change.reason;
+      this._stateChanged.emit({ state: change.state, reason });
+    }, this);
+    this._socket.messageReceived.connect((_, data) => this._onMessage(data));
   }
 
   readonly deviceId: string;
@@ -100,11 +122,11 @@ export class CameraStream {
   }
 
   get socketState(): SocketState {
-    return this._state;
+    return this._socket.state;
   }
 
   get running(): boolean {
-    return this._running;
+    return this._socket.isRunning;
   }
 
   /** The last status message of the server. */
@@ -137,28 +159,17 @@ export class CameraStream {
 
   /** Open the socket (and keep it open, retrying with backoff) until `stop()`. */
   start(): void {
-    this._running = true;
-    if (!this._socket && !this._retryTimer) {
-      this._open();
-    }
+    this._socket.start();
   }
 
   /** Close the socket; no retries. */
   stop(): void {
-    this._running = false;
-    this._clearRetry();
-    this._closeSocket();
-    this._setState('idle', '');
+    this._socket.stop(1000, 'viewer stopped');
   }
 
   /** Open again now (e.g. the board came back), skipping the backoff. */
   retryNow(): void {
-    if (!this._running || this._socket) {
-      return;
-    }
-    this._clearRetry();
-    this._attempts = 0;
-    this._open();
+    this._socket.retryNow();
   }
 
   /** Change settings; sent on the open socket (no reconnect). Returns false when nothing changed. */
@@ -219,7 +230,7 @@ export class CameraStream {
       return;
     }
     this._disposed = true;
-    this.stop();
+    this._socket.dispose();
     Signal.clearData(this);
   }
 
@@ -248,97 +259,23 @@ export class CameraStream {
     return wsUrl(`devices/${encodeURIComponent(this.deviceId)}/camera`, query);
   }
 
-  private _open(): void {
-    if (!this._running || this._disposed) {
-      return;
-    }
-    this._setState('connecting', '');
-    let socket: ISocketLike;
-    try {
-      socket = this._socketFactory(this._url());
-    } catch (error) {
-      this._retry(String(error));
-      return;
-    }
-    socket.binaryType = 'arraybuffer';
-    this._socket = socket;
-    this._lastAcked = null;
-    this._recent = [];
-    this._bytes = 0;
-    this._frames = 0;
-    socket.onopen = () => {
-      if (this._socket === socket) {
-        this._attempts = 0;
-        this._setState('open', '');
-      }
-    };
-    socket.onmessage = (ev: { data: any }) => {
-      if (this._socket !== socket) {
-        return;
-      }
-      if (typeof ev.data === 'string') {
-        this._onText(ev.data);
-      } else if (ev.data instanceof ArrayBuffer) {
-        this._onBinary(ev.data);
-      } else if (ev.data && typeof ev.data.arrayBuffer === 'function') {
-        void (ev.data as Blob).arrayBuffer().then(buf => {
-          if (this._socket === socket) {
-            this._onBinary(buf);
-          }
-        });
-      }
-    };
-    socket.onerror = () => {
-      // onclose follows
-    };
-    socket.onclose = (ev: { code?: number; reason?: string }) => {
-      if (this._socket !== socket) {
-        return;
-      }
-      this._socket = null;
-      this._retry(ev?.reason || this._status?.message || '');
-    };
-  }
-
-  private _retry(reason: string): void {
-    if (!this._running) {
-      return;
-    }
-    this._setState('waiting', reason);
-    this._attempts += 1;
-    this._retryTimer = setTimeout(() => {
-      this._retryTimer = null;
-      this._open();
-    }, this._retryDelay(this._attempts));
-  }
-
-  private _clearRetry(): void {
-    if (this._retryTimer) {
-      clearTimeout(this._retryTimer);
-      this._retryTimer = null;
-    }
-  }
-
-  private _closeSocket(): void {
-    const socket = this._socket;
-    this._socket = null;
-    if (socket) {
-      socket.onopen = null;
-      socket.onmessage = null;
-      socket.onclose = null;
-      socket.onerror = null;
-      try {
-        socket.close(1000, 'viewer stopped');
-      } catch {
-        // ignore
-      }
-    }
-  }
-
   private _send(msg: any): void {
-    const socket = this._socket;
-    if (socket && socket.readyState === 1) {
-      socket.send(JSON.stringify(msg));
+    this._socket.send(JSON.stringify(msg));
+  }
+
+  private _onMessage(data: any): void {
+    if (typeof data === 'string') {
+      this._onText(data);
+    } else if (data instanceof ArrayBuffer) {
+      this._onBinary(data);
+    } else if (data && typeof data.arrayBuffer === 'function') {
+      const socket = this._socket;
+      const opened = this._opens;
+      void (data as Blob).arrayBuffer().then(buf => {
+        if (socket.state === 'open' && opened === this._opens) {
+          this._onBinary(buf);
+        }
+      });
     }
   }
 
@@ -391,27 +328,14 @@ export class CameraStream {
     return undefined;
   }
 
-  private _setState(state: SocketState, reason: string): void {
-    if (state === this._state && !reason) {
-      return;
-    }
-    this._state = state;
-    this._stateChanged.emit({ state, reason });
-  }
-
   private _settings: IStreamSettings;
-  private _socketFactory: SocketFactory;
+  private _socket: ReconnectingSocket;
   private _ack: boolean;
   private _adaptive: boolean;
   private _window: number | undefined;
-  private _retryDelay: (attempt: number) => number;
   private _now: () => number;
-  private _socket: ISocketLike | null = null;
-  private _running = false;
   private _disposed = false;
-  private _state: SocketState = 'idle';
-  private _attempts = 0;
-  private _retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private _opens = 0;
   private _status: IStreamStatus | null = null;
   private _lastAcked: number | null = null;
   private _recent: IStreamFrame[] = [];
