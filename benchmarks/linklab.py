@@ -256,11 +256,7 @@ class LinkProxy(object):
         def stop():
             for t in list(self._tasks) + [self._accept_task]:
                 t.cancel()
-            try:
-                self._lsock.close()
-            except OSError:
-                pass
-            self._loop.stop()
+            self._loop.stop()  # the listening socket closes once the loop is done with it
         try:
             self._loop.call_soon_threadsafe(stop)
         except RuntimeError:

@@ -281,14 +281,16 @@ def kernel_cell(port, token, n, tmp):
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=60)
-            r = kc.execute_interactive("%%connect 127.0.0.1:%d --token %s" % (port, token), timeout=60)
+            quiet = lambda m: None  # noqa: E731
+            r = kc.execute_interactive("%%connect 127.0.0.1:%d --token %s" % (port, token), timeout=60,
+                                       output_hook=quiet)
             assert r["content"]["status"] == "ok", r["content"]
             for _ in range(3):
-                kc.execute_interactive("1", timeout=60)
+                kc.execute_interactive("1", timeout=60, output_hook=quiet)
             times = []
             for _ in range(n):
                 t = time.perf_counter()
-                r = kc.execute_interactive("1", timeout=60, output_hook=lambda m: None)
+                r = kc.execute_interactive("1", timeout=60, output_hook=quiet)
                 times.append(time.perf_counter() - t)
             return statistics.median(times)
         finally:
