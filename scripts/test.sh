@@ -62,6 +62,8 @@ if [ "$rc" = 5 ]; then echo "pytest: no tests collected"; rc=0; fi
 
 echo "== galata =="
 (cd ui-tests && npm ci --no-audit --no-fund && npx playwright test) || failed+=(galata)
+echo "== galata through JupyterHub (configurable-http-proxy, users alice and bob) =="
+(cd ui-tests && npx playwright test -c playwright.hub.config.js) || failed+=(galata-hub)
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED suites: ${failed[*]}"

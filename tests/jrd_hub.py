@@ -93,6 +93,12 @@ c.Spawner.environment = env
 def _pre_spawn(spawner):
     for kind in ("config", "data", "runtime", "root"):
         os.makedirs(_user_dir(spawner, kind), exist_ok=True)
+    if P.get("labextension"):  # this checkout's JupyterLab extension build, ahead of any installed one
+        exts = os.path.join(_user_dir(spawner, "data"), "labextensions")
+        os.makedirs(exts, exist_ok=True)
+        link = os.path.join(exts, "jupyter-remote-device")
+        if not os.path.lexists(link):
+            os.symlink(P["labextension"], link)
 c.Spawner.pre_spawn_hook = _pre_spawn
 c.Spawner.notebook_dir = os.path.join(P["dir"], "users", "{username}", "root")
 '''
@@ -102,7 +108,7 @@ class Hub:
     """``python -m jupyterhub`` with a proxy, two (or more) users, a shared single-user config."""
 
     def __init__(self, users=("alice", "bob"), device_manager=None, singleuser_args=(), server_config=None,
-                 port=None, workdir=None, env=None):
+                 port=None, workdir=None, env=None, labextension=None):
         self.dir = workdir or tempfile.mkdtemp(prefix="jrd-hub-")
         self.users = list(users)
         self.port = port or free_port()
@@ -111,6 +117,7 @@ class Hub:
         self.server_config = dict(server_config or {})
         self.singleuser_args = list(singleuser_args)
         self.extra_env = dict(env or {})
+        self.labextension = labextension
         self.proc = None
         self.log_path = os.path.join(self.dir, "hub.log")
         self.url = "http://127.0.0.1:%d" % self.port
@@ -133,7 +140,7 @@ class Hub:
         params = {"dir": self.dir, "port": self.port, "hub_port": free_port(), "proxy_api_port": free_port(),
                   "chp": chp, "password": PASSWORD, "users": self.users, "service_token": self.service_token,
                   "singleuser_cmd": singleuser_cmd(), "singleuser_args": self.singleuser_args,
-                  "shared_config": shared, "env": env}
+                  "shared_config": shared, "env": env, "labextension": self.labextension}
         with open(os.path.join(self.dir, "params.json"), "w") as f:
             json.dump(params, f, indent=1)
         path = os.path.join(self.dir, "jupyterhub_config.py")

@@ -406,7 +406,8 @@ export class DevicesList extends Widget {
           'span',
           {
             class: 'jp-RemoteDevice-statusText',
-            'data-holder': holder ?? undefined
+            'data-holder': holder ?? undefined,
+            title: holder ? (device.error ?? undefined) : undefined
           },
           holder ? `in use by ${holder}` : (STATUS_LABELS[status] ?? status)
         )
