@@ -27,7 +27,6 @@ import jupyterlab.galata  # noqa: E402
 
 from jrd_helpers import free_port  # noqa: E402
 from jrd_hub import Hub  # noqa: E402
-
 from jupyter_remote_device.app import spawn_agent, stop_process  # noqa: E402
 
 
