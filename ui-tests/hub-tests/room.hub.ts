@@ -19,6 +19,17 @@ const test = base.extend({
   // eslint-disable-next-line no-empty-pattern
   tmpPath: async ({}, use) => {
     await use('room-tests');
+  },
+  // JupyterLab behind the hub on a busy machine: wait for the page itself, not only 20 s
+  // for the Launcher to become the active tab.
+  // eslint-disable-next-line no-empty-pattern
+  waitForApplication: async ({}, use) => {
+    await use(async (page: Page) => {
+      await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 120000 });
+      await page
+        .locator('.jp-SideBar [data-id="jp-remote-device-sidebar"]')
+        .waitFor({ timeout: 60000 });
+    });
   }
 });
 
@@ -195,7 +206,7 @@ test('a board alice holds is "in use by alice" for bob, who takes it over explic
     // bob's sidebar says who holds it, and offers the take-over
     const bobRow = bob.locator(row('desk-01'));
     await expect(bobRow.locator('.jp-RemoteDevice-statusText')).toHaveText('in use by alice');
-    await screenshot(bob, 'in-use-by-alice', row('desk-01'));
+    await screenshot(bob, 'in-use-by-alice', SIDEBAR); // (a row is redrawn on every heartbeat)
     await bobRow.locator('.jp-RemoteDevice-action-takeover').click();
     await expect(bobRow).toHaveAttribute('data-status', 'connected', { timeout: 30000 });
     // alice learns it (heartbeat): in use by bob, her own take-over button
