@@ -21,6 +21,8 @@ export interface IDeviceInfo {
   platform: string | null;
   arch: string | null;
   python: string | null;
+  /** the rpyc the board runs (a classic board's own; the agent's, which it brings) */
+  rpyc_version?: string | null;
   agent_version: string | null;
   cpu_count: number | null;
   cpu_percent: number | null;

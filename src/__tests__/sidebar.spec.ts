@@ -80,6 +80,7 @@ describe('DevicesList', () => {
             platform: 'Linux-6.1-aarch64',
             arch: 'aarch64',
             python: '3.11.2',
+            rpyc_version: '5.3.1',
             agent_version: '0.1.0',
             cpu_count: 4,
             cpu_percent: 12,
@@ -115,6 +116,9 @@ describe('DevicesList', () => {
     expect(a.querySelector('[data-info="arch"]')!.textContent).toBe(
       'Linux aarch64'
     );
+    // the board's Python and rpyc (MaixPy3 images: Python 3.8 with rpyc 4.x/5.x)
+    expect(a.querySelector('[data-info="python"]')!.textContent).toBe('3.11.2');
+    expect(a.querySelector('[data-info="rpyc"]')!.textContent).toBe('5.3.1');
     const b = rows[1] as HTMLElement;
     expect(b.querySelector('.jp-RemoteDevice-error')!.textContent).toBe(
       'refused the token'

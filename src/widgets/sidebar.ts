@@ -553,6 +553,7 @@ export class DevicesList extends Widget {
         'arch'
       ],
       ['Python', info.python, 'python'],
+      ['rpyc', info.rpyc_version ?? null, 'rpyc'],
       [
         'CPU',
         Format.percent(info.cpu_percent) !== null
