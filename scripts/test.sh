@@ -39,6 +39,19 @@ if [ "$node_major" -ge 20 ]; then chp_version=5; else chp_version=4; fi
 export PATH="$PWD/.hub-proxy/node_modules/.bin:$PATH"
 configurable-http-proxy --version
 
+echo "== board stacks (old Pythons with the rpyc of their day, for tests/test_old_rpyc.py and tests/test_board_matrix.py) =="
+# Real board Pythons: pyenv's where present, else Debian's python3.X where the archive has it
+# (Debian 12 has only 3.11); each stack is a venv in ~/.cache/jupyter-remote-device/board-venvs
+# with rpyc from PyPI. A missing Python or a failed pip is not fatal: those tests skip, saying why.
+for v in 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13; do
+  if ! python3 -c "import sys; sys.path.insert(0, 'tests'); import old_boards; sys.exit(old_boards.find_python('$v') is None)" 2>/dev/null; then
+    if have apt-cache && apt-cache show "python$v" >/dev/null 2>&1; then apt_install "python$v" "python$v-venv"; fi
+  fi
+done
+PYTHONPATH=$PWD python3 tests/old_boards.py --pillow 3.8:5.3.1 3.8:4.1.5 \
+  3.6:3.4.4 3.7:5.3.1 3.8:6.0.2 3.9:4.1.5 3.9:5.3.1 3.9:6.0.2 3.10:4.1.5 3.10:5.3.1 3.10:6.0.2 3.11:4.1.5 3.11:5.3.1 \
+  3.11:6.0.2 3.12:4.1.5 3.12:5.3.1 3.12:6.0.2 3.13:4.1.5 3.13:5.3.1 3.13:6.0.2 || true
+
 echo "== lint (ruff, eslint, prettier --check) =="
 # (re)install the npm packages when the lint tools are missing (an older node_modules)
 [ -x node_modules/.bin/eslint ] && [ -x node_modules/.bin/prettier ] || npm ci --no-audit --no-fund

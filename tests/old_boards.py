@@ -172,7 +172,15 @@ def python_version_of(python):
     return r.stdout.strip()
 
 
-if __name__ == "__main__":  # make the venvs ahead of time: python tests/old_boards.py 3.8:5.3.1 3.8:4.1.5
+if __name__ == "__main__":
+    # make the venvs ahead of time (scripts/test.sh): python tests/old_boards.py [--pillow 3.8:5.3.1 ...] 3.9:6.0.2
+    # (--pillow: the specs that follow also get a venv with Pillow, for the maix camera tests)
+    pillow = False
     for spec in sys.argv[1:]:
+        if spec == "--pillow":
+            pillow = True
+            continue
         v, _, rv = spec.partition(":")
-        print(spec, board_python(v, rv))
+        for pil in ((False, True) if pillow and v == "3.8" and rv in ("5.3.1", "4.1.5") else (False,)):
+            py, why = board_python(v, rv, pillow=pil)
+            print("board Python %s + rpyc %s%s: %s" % (v, rv, " + Pillow" if pil else "", py or "skipped: " + why))

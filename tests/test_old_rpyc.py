@@ -131,10 +131,15 @@ async def test_maix_camera_streams(api, jp_ws_fetch, board):
 
 
 @pytest.fixture
-def jrd_config(jrd_config, request):
+def jrd_config(jrd_config, request, tmp_path):
     if "probe_board_port" in request.fixturenames:
         jrd_config.update(probe_hosts=["127.0.0.1"], probe_ports=[request.getfixturevalue("probe_board_port")],
                           probe_interval=1.0)
+    if "sshd" in request.fixturenames:
+        # SSH runs the board's Python, whose only installed rpyc is its 4.x/5.x
+        sshd, board = request.getfixturevalue("sshd"), request.getfixturevalue("board")
+        jrd_config.update(ssh_known_hosts=sshd.known_hosts, ssh_python=board.python, ssh_timeout=60.0,
+                          connect_timeout=5.0, devices_file=str(tmp_path / "devices.json"))
     return jrd_config
 
 
@@ -230,20 +235,6 @@ def sshd():
     s.close()
 
 
-@pytest.fixture
-def ssh_board_config(jrd_config, sshd, board, tmp_path):
-    """The board's Python (with its rpyc 4.x/5.x as the only rpyc installed) is what SSH runs."""
-    jrd_config.update(ssh_known_hosts=sshd.known_hosts, ssh_python=board.python, ssh_timeout=60.0,
-                      connect_timeout=5.0, devices_file=str(tmp_path / "devices.json"))
-    return jrd_config
-
-
-@pytest.fixture
-def jp_server_config(ssh_board_config):
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_remote_device": True}},
-            "DeviceManager": ssh_board_config}
-
-
 async def test_agent_deployed_over_ssh_brings_its_rpyc(api, sshd, board):
     import rpyc
     sshd.kill_agents()
@@ -319,3 +310,57 @@ def test_agent_on_the_boards_old_rpyc_gets_clear_words(board, tmp_path):
         assert "bundle" in e.value.message
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def py37_board():
+    py, why = board_python("3.7", "5.3.1", pillow=False)
+    if py is None:
+        pytest.skip(why)
+    b = OldBoard(py, with_maix=False)
+    yield b
+    b.close()
+
+
+async def test_a_board_too_old_for_anything_gets_words_not_a_timeout(api, py37_board):
+    code, dev = await api("POST", "devices", {"host": "127.0.0.1", "port": py37_board.port})
+    assert code == 201, dev
+    t0 = time.monotonic()
+    code, err = await api("POST", "devices/%s/session" % dev["id"])
+    assert time.monotonic() - t0 < 5
+    assert code == 502 and err["reason"] == "too-old", err
+    assert "Python 3.7." in err["message"] and "rpyc 5.3.1" in err["message"] and "3.8" in err["message"], err
+    code, d = await api("GET", "devices/" + dev["id"])
+    assert d["status"] == "error" and "Python 3.7." in d["error"], d
+
+
+def test_kernel_says_so_too(kernel_env, py37_board):
+    from test_kernel import Kernel
+    k = Kernel()
+    try:
+        reply, msgs = k.run('$connect("127.0.0.1:%d")' % py37_board.port)
+        assert reply["status"] == "error", reply
+        text = reply["evalue"] + "".join(reply["traceback"])
+        assert "too-old" in text and "Python 3.7." in text and "rpyc 5.3.1" in text, text
+    finally:
+        k.close()
+
+
+def test_rpyc_3_board_gets_words_too(tmp_path):
+    """rpyc 3.x (Python 3.6; rpyc 3 does not import on 3.7+) speaks the old wire but refuses rpyc 5's
+    requests: too-old, saying what it must be and what to do, within the connect timeout."""
+    from jupyter_remote_device.server.classic import connect_classic
+    from jupyter_remote_device.server.errors import ApiError
+    py, why = board_python("3.6", "3.4.4", pillow=False)
+    if py is None:
+        pytest.skip(why)
+    b = OldBoard(py, with_maix=False)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ApiError) as e:
+            connect_classic("127.0.0.1", b.port, timeout=5)
+        assert time.monotonic() - t0 < 5
+        assert e.value.reason == "too-old" and "older than 4.0" in e.value.message, e.value.message
+        assert "Python 3.8" in e.value.message and "bundle" in e.value.message
+    finally:
+        b.close()

@@ -347,6 +347,8 @@ class ClassicBackend(_Backend):
             except Exception as e:
                 sock.close()
                 rpyc_family.remember(t.host, t.port, None)
+                if hasattr(e, "_remote_tb"):  # it answered, refusing rpyc 5's first requests: rpyc 3.x
+                    raise BoardError("too-old", rpyc_family.ancient_rpyc("The board at %s" % t.address))
                 raise BoardError("protocol", "Cannot talk to the rpyc classic server at %s: %s" % (t.address, e))
         try:
             conn = rpyc.utils.factory.connect(

@@ -195,3 +195,13 @@ def agent_rpyc_problem(hello, address):
             "Jupyter machine, jupyter remote-device bundle DIR, copy DIR to the board and start "
             "python3 -m jupyter_remote_device.agent from inside it (or add the board over SSH, which "
             "does this for you)." % (address, version_text(theirs), rpyc.__version__))
+
+
+def ancient_rpyc(address):
+    """Words for a board that speaks the rpyc <= 5 wire but refuses rpyc 5.3.1's first requests:
+    rpyc 3.x (Python 3.6 or older; rpyc 3 does not even import on 3.7+). It cannot say which."""
+    return ("%s speaks the rpyc 4.x/5.x wire, but rpyc 5.3.1 cannot talk to it either: it runs an rpyc "
+            "older than 4.0 (rpyc 3.x, on Python 3.6 or older). jupyter-remote-device needs rpyc 4.0 or "
+            "newer and Python 3.8 or newer on the board: update the board's image, or install Python 3.8+ "
+            "there and run the agent folder from 'jupyter remote-device bundle' (it brings its own rpyc)."
+            % address)

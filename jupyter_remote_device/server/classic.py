@@ -323,6 +323,8 @@ def connect_classic(host, port, timeout=5.0, root=DEFAULT_ROOT, camera="auto", s
         except OSError:
             pass
         rpyc_family.remember(host, port, None)
+        if family == rpyc_family.OLD and hasattr(e, "_remote_tb"):  # it answered, refusing rpyc 5's requests
+            raise ApiError(502, "too-old", rpyc_family.ancient_rpyc("The board at %s:%s" % (host, port)))
         raise ApiError(502, "protocol", "%s:%s looked like an rpyc classic server (%s), but the rpyc "
                        "conversation failed: %s" % (host, port, rpyc_family.FAMILY_NAMES.get(family), e))
     try:

@@ -94,6 +94,10 @@ def _bridge_exception(error):
         return AsyncResultTimeout(message or "result expired")
     if kind in _LOCAL:
         return _LOCAL[kind](message)
+    if kind == "remote":  # the board raised where rpyc itself unboxed it (while opening)
+        e = BridgeError("protocol", message)
+        e._remote_tb = ""
+        return e
     return BridgeError("protocol", message or "the bridge failed")
 
 

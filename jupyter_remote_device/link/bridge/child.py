@@ -76,17 +76,8 @@ class Bridge(object):
         except BoardRaised as e:
             self.send({"id": rid, "exc": e.raw})
             return
-        except EOFError as e:
-            self.fail(rid, "eof", e or "the board closed the connection")
-            return
-        except rpyc.AsyncResultTimeout as e:
-            self.fail(rid, "timeout", e)
-            return
-        except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
-            self.fail(rid, type(e).__name__, e)
-            return
-        except Exception as e:  # anything else rpyc raised locally
-            self.fail(rid, "protocol", "%s: %s" % (type(e).__name__, e))
+        except Exception as e:
+            self.fail(rid, *describe(e, rpyc))
             return
         bad = non_plain(value)
         if bad is not None:
@@ -167,7 +158,7 @@ class Bridge(object):
             self.send({"id": rid, "exc": e.raw})
             return
         except Exception as e:
-            self.fail(rid, "eof" if isinstance(e, EOFError) else type(e).__name__, e)
+            self.fail(rid, *describe(e, rpyc))
             return
         if isinstance(value, rpyc.BaseNetref):
             self.target, self.methods = value, {}
@@ -195,7 +186,7 @@ class Bridge(object):
                     self.send({"id": rid, "exc": e.raw})
                     return
                 except Exception as e:
-                    self.fail(rid, "eof" if isinstance(e, EOFError) else type(e).__name__, e)
+                    self.fail(rid, *describe(e, rpyc))
                     return
                 self.start_call(rid, f, args)
             spawn(resolve)
@@ -203,10 +194,11 @@ class Bridge(object):
         self.start_call(rid, fn, args)
 
     def start_call(self, rid, fn, args):
+        import rpyc
         try:
             res = fn(*args)
         except Exception as e:
-            self.fail(rid, "eof" if isinstance(e, EOFError) else type(e).__name__, e)
+            self.fail(rid, *describe(e, rpyc))
             return
         res.add_callback(lambda r: self.answer(rid, lambda: r.value))
 
@@ -240,6 +232,19 @@ class Bridge(object):
                 pass
             self.send({"id": rid, "ok": True})
             os._exit(0)
+
+
+def describe(e, rpyc):
+    """(kind, message) of an exception raised here (``BoardRaised`` aside)."""
+    if hasattr(e, "_remote_tb"):  # raised on the board, unboxed by rpyc itself (while opening)
+        return "remote", "%s: %s" % (type(e).__name__, str(e).split("\n")[0][:300])
+    if isinstance(e, EOFError):
+        return "eof", str(e) or "the board closed the connection"
+    if isinstance(e, rpyc.AsyncResultTimeout):
+        return "timeout", str(e)
+    if isinstance(e, (OSError, ValueError, TypeError, AttributeError, KeyError)):
+        return type(e).__name__, str(e)
+    return "protocol", "%s: %s" % (type(e).__name__, e)
 
 
 def spawn(fn, *args):
