@@ -40,9 +40,9 @@ from ..link import rpyc_family
 from .errors import ApiError
 
 DEFAULT_ROOT = "~/jrd-root"
-MODULES = ("__init__", "sysinfo", "files", "executor", "service", "terminal", "output", "packages",
-           "camera/__init__", "camera/base", "camera/synthetic", "camera/opencv", "camera/picamera2",
-           "camera/maix")
+MODULES = ("__init__", "sysinfo", "files", "executor", "service", "terminal", "output", "packages", "digest",
+           "lazy", "camera/__init__", "camera/base", "camera/synthetic", "camera/opencv", "camera/picamera2",
+           "camera/maix", "camera/replay")
 
 GLUE = r'''
 """Glue for a stock rpyc classic server (sent by jupyter_remote_device.server.classic)."""
