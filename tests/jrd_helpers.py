@@ -12,6 +12,19 @@ import time
 from jupyter_remote_device.app import stop_process
 
 
+def tls_if_offered(sock, greeting):
+    """After the agent's greeting line: speak TLS (unverified, a first contact) when it offers it."""
+    import json
+    import ssl
+    hello = json.loads(greeting.split(b" ", 1)[1])
+    if hello.get("tls"):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        sock = ctx.wrap_socket(sock)
+    return sock
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

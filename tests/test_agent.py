@@ -11,6 +11,7 @@ import time
 import pytest
 import rpyc
 
+from jrd_helpers import tls_if_offered
 from jupyter_remote_device.agent import auth, client
 
 AGENT_DIR = pathlib.Path(__file__).resolve().parent.parent / "jupyter_remote_device" / "agent"
@@ -46,6 +47,7 @@ def _raw_handshake(port, mac_for):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     greeting = auth.read_line(s)
     assert greeting.startswith(auth.MAGIC)
+    s = tls_if_offered(s, greeting)
     challenge = auth.read_json_line(s)
     cnonce = os.urandom(16).hex()
     auth.send_json_line(s, {"cnonce": cnonce, "mac": mac_for(challenge["nonce"], cnonce)})
@@ -173,9 +175,10 @@ def test_agent_minimum_version_with_vermin():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-# rpyc; Pillow optional; the rest are the boards' own camera libraries, imported lazily by their backend
+# rpyc; Pillow optional; the rest are the boards' own camera libraries, imported lazily by their backend;
+# cryptography only to make the TLS certificate where the openssl command is missing (tlscert.py)
 ALLOWED_IMPORTS = {"rpyc", "PIL", "cv2", "numpy", "picamera2", "maix", "zeroconf", "libcamera", "simplejpeg",
-                   "av"}  # optional board libraries, imported lazily (av: replaying mp4/webm)
+                   "av", "cryptography"}  # optional board libraries, imported lazily (av: replaying mp4/webm)
 
 
 def test_agent_imports_only_stdlib_and_rpyc():

@@ -63,7 +63,7 @@ def closed_within(s, seconds):
 
 
 def test_slow_loris_is_cut_off_at_the_deadline(tmp_path):
-    p, port = start_agent(tmp_path, "--handshake-timeout", "2")
+    p, port = start_agent(tmp_path, "--handshake-timeout", "2", "--no-tls")
     try:
         s = raw(port)
         assert greeting(s).startswith(b"JRD-AGENT/")
@@ -90,6 +90,23 @@ def test_slow_loris_is_cut_off_at_the_deadline(tmp_path):
         assert cut is not None and cut < 4.0, cut
         s.close()
         # and the agent still serves
+        client.connect("127.0.0.1", port, TOKEN).close()
+    finally:
+        stop_process(p, 5)
+
+
+def test_stalled_tls_handshake_is_cut_off(tmp_path):
+    """TLS on (the default): a client that never finishes the TLS handshake is cut off too."""
+    p, port = start_agent(tmp_path, "--handshake-timeout", "2")
+    try:
+        s = raw(port)
+        hello = greeting(s)
+        assert b'"tls": true' in hello or b'"tls":true' in hello
+        s.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then nothing
+        t0 = time.monotonic()
+        assert closed_within(s, 5.0)
+        assert 1.0 < time.monotonic() - t0 < 4.0
+        s.close()
         client.connect("127.0.0.1", port, TOKEN).close()
     finally:
         stop_process(p, 5)

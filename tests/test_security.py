@@ -24,6 +24,7 @@ import tornado.websocket
 from jupyter_server.auth.authorizer import Authorizer
 from rpyc.utils.server import ThreadedServer
 
+from jrd_helpers import tls_if_offered
 from jupyter_remote_device.agent import auth, client
 from jupyter_remote_device.server import handlers as jrd_handlers
 
@@ -217,7 +218,7 @@ async def test_authorized_user_gets_through(jp_serverapp, jp_fetch):
 def _wrong_attempt(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
-        auth.read_line(s)
+        s = tls_if_offered(s, auth.read_line(s))
         challenge = auth.read_json_line(s)
         auth.send_json_line(s, {"cnonce": os.urandom(16).hex(),
                                 "mac": auth.client_mac("wrong", challenge["nonce"], "x" * 32)})
@@ -268,7 +269,7 @@ def test_nonce_is_fresh_and_long(agent):
     for _ in range(5):
         s = socket.create_connection(("127.0.0.1", agent.port), timeout=5)
         try:
-            auth.read_line(s)
+            s = tls_if_offered(s, auth.read_line(s))
             nonces.add(auth.read_json_line(s)["nonce"])
         finally:
             s.close()
@@ -281,7 +282,7 @@ def test_malformed_handshakes_refused(agent):
                   b"[1,2]\n", b"x" * 10000 + b"\n"):
         s = socket.create_connection(("127.0.0.1", agent.port), timeout=5)
         try:
-            auth.read_line(s)
+            s = tls_if_offered(s, auth.read_line(s))
             auth.read_json_line(s)
             s.sendall(reply)
             s.settimeout(5)

@@ -90,8 +90,12 @@ def parse_args(argv=None):
     p.add_argument("--camera", default="auto", type=_camera_arg, metavar="|".join(CAMERA_CHOICES) + "|file:PATH",
                    help="camera backend (default auto); file:PATH plays a recording (mp4/webm/mjpeg file or "
                         "frames folder) as the camera, looping")
-    p.add_argument("--certfile", default=None, help="TLS certificate (PEM); enables TLS")
+    p.add_argument("--certfile", default=None,
+                   help="TLS certificate (PEM) to use instead of the agent's own self-signed one")
     p.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
+    p.add_argument("--no-tls", action="store_true",
+                   help="serve the board link unencrypted (default: TLS with a certificate made on first start, "
+                        "kept beside the token)")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="accept connections without a token (anyone who can reach the port can run code)")
     p.add_argument("--log-level", default="WARNING")
@@ -221,9 +225,20 @@ def main(argv=None):
         else:
             print("JRD-AGENT TOKEN (reusing the one saved in %s)" % where)
 
-    ssl_context = None
+    from . import tlscert
+    ssl_context, fingerprint, tls_note = None, None, None
     if args.certfile:
         ssl_context = auth.make_server_ssl_context(args.certfile, args.keyfile)
+        fingerprint = tlscert.fingerprint_file(args.certfile)
+    elif args.insecure_no_auth or args.no_tls:
+        tls_note = "plain: %s" % ("--insecure-no-auth" if args.insecure_no_auth else "--no-tls")
+        if args.no_tls and not args.insecure_no_auth:
+            sys.stderr.write("\n*** WARNING: --no-tls: the board link is not encrypted; anyone on this network "
+                             "can read the code, files and camera frames it carries. ***\n\n")
+    else:  # TLS by default: our own self-signed certificate, made on first start beside the token
+        config_dir = os.path.dirname(os.path.abspath(os.path.expanduser(args.token_file or auth.token_path())))
+        ssl_context, fingerprint, tls_note = tlscert.load_or_create(
+            config_dir, warn=lambda text: sys.stderr.write("\n*** %s ***\n\n" % text))
 
     root = os.path.abspath(os.path.expanduser(args.root or os.path.join("~", "jrd-root")))
     from .files import FileStore
@@ -238,6 +253,7 @@ def main(argv=None):
     executor = LazyExecutor(log=log, setup=setup)
     board = Board(files, executor, cameras, log=log)
     board.output = output
+    board.tls = {"tls": ssl_context is not None, "tls_fingerprint": fingerprint, "tls_note": tls_note}
 
     authenticator = auth.AgentAuthenticator(token, __version__, ssl_context=ssl_context, log=log)
     server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
@@ -271,6 +287,7 @@ def main(argv=None):
         args.mdns if args.mdns is not None else (not is_loopback(args.host) and mdns.available())) else None
     print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
     print("JRD-AGENT ROOT %s" % root)
+    print("JRD-AGENT TLS %s" % (fingerprint if ssl_context is not None else "off (%s)" % tls_note))
     sys.stdout.flush()
     _capture_fds(output)
     trim_memory()

@@ -43,6 +43,7 @@ class Board(object):
         self._holder_owner = None
         self.services = set()   # live connections' services (lifecycle.py tells each one on stop)
         self.stopping = None    # set on SIGTERM: the message every call then fails with
+        self.tls = {}           # {"tls", "tls_fingerprint", "tls_note"} (__main__.py)
         self.output = None       # output.Output (board log, fd capture), set by __main__ / classic glue
         self._terminals = None
         self._pip = None
@@ -103,6 +104,7 @@ class Board(object):
         data["agent_started"] = self.started
         data["connections"] = self.connections
         data["holder"] = dict(self.holder) if self.holder is not None else None
+        data.update(self.tls)
         return data
 
 

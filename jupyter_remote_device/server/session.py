@@ -121,6 +121,7 @@ class DeviceSession:
         self.connected_at = None
         self.session_id = uuid.uuid4().hex  # this session's claim on the board (see _claim)
         self._fns = (None, {})  # (root, {name: method netref})
+        self._stopped = None  # "Stopped: why" after the agent said it is stopping
 
     @property
     def device_id(self):
@@ -168,7 +169,9 @@ class DeviceSession:
             if isinstance(e, (ApiError, ConnectError)):
                 raise
             err = map_remote_error(e, self.device.name)
-            if isinstance(err, ConnectionLost):
+            if isinstance(err, BoardStopped):
+                err = ApiError(502, "refused", "%s: %s" % (self.device.name, err))
+            elif isinstance(err, ConnectionLost):
                 err = ApiError(502, "protocol", "The connection to %s broke while opening: %s" % (
                     self.device.name, str(err)))
             raise err from None
@@ -191,6 +194,7 @@ class DeviceSession:
         self.device.info = info
         self.device.kind = getattr(conn, "jrd_kind", "agent")  # "classic": server/classic.py
         self.device.error = None
+        self._stopped = None
         self.device.status = "connected"
         self.camera = self._make_camera()
         self.manager.changed(self.device)
@@ -315,8 +319,9 @@ class DeviceSession:
             self, "Taken over by %s; open the session again to take it back" % (holder.get("user") or "another user")))
 
     def _lost(self, why, stopped=False):
-        """The control connection is gone: tell everyone, then reconnect with backoff (or, when
-        the agent said it is stopping, end the session: the device shows offline, "Stopped")."""
+        """The control connection is gone: tell everyone, then reconnect with backoff. When the
+        agent said it is stopping, the error says "Stopped: ..." (not a network error) until it
+        is back (a service restart reconnects by itself)."""
         if self.closed or self.conn is None:
             return
         self.log.warning("remote-device %s: %s", self.device.name, why)
@@ -327,11 +332,10 @@ class DeviceSession:
         if camera is not None:
             # viewers stay open ("reconnecting"); the next CameraStreams adopts them
             asyncio.ensure_future(camera.close(reconnecting=True))
-        if stopped:
-            asyncio.ensure_future(self.manager.session_ended(self, "Stopped: %s" % why, status="offline"))
-            return
         self.device.status = "connecting"
-        self.device.error = "Connection lost (%s); reconnecting" % why
+        self._stopped = "Stopped: %s" % why if stopped else None
+        self.device.error = ("%s; reconnecting when it is back" % self._stopped) if stopped else (
+            "Connection lost (%s); reconnecting" % why)
         self.manager.changed(self.device)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.ensure_future(self._reconnect())
@@ -348,7 +352,8 @@ class DeviceSession:
                 if e.reason == "in-use":  # someone else holds it now: never steal it back silently
                     asyncio.ensure_future(self.manager.session_ended(self, e.message))
                     return
-                self.device.error = "Connection lost; retrying (%s)" % e.message
+                self.device.error = ("%s; retrying (%s)" % (self._stopped, e.message)) if self._stopped else (
+                    "Connection lost; retrying (%s)" % e.message)
                 self.manager.changed(self.device)
                 delay = min(delay * 2, self.manager.reconnect_max_delay)
                 continue
