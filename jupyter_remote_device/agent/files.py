@@ -151,7 +151,15 @@ class FileStore(object):
         return "" if rel == "." else rel.replace(os.sep, "/")
 
     # ------------------------------------------------------------------ reading
+    def _inside(self, real):
+        return real == self.root or real.startswith(self.root + os.sep)
+
     def _entry(self, name, full):
+        if os.path.islink(full) and not self._inside(os.path.realpath(full)):
+            # a symlink leading out of the root: listed (it is there), but nothing of its target
+            # (size, mtime, file or folder) is shown; opening it is refused (resolve)
+            st = os.lstat(full)
+            return {"name": name, "type": "file", "size": 0, "mtime": st.st_mtime, "outside_root": True}
         try:
             st = os.stat(full)
         except OSError:

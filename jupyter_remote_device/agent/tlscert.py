@@ -10,13 +10,12 @@ the agent serves plain and says so (loudly on stderr, and in ``info``). The envi
 variable ``JRD_AGENT_CERT_TOOLS`` (e.g. ``cryptography`` or ``none``) narrows the choice.
 Standard library only (``cryptography`` is optional and imported only here), Python 3.8 syntax.
 """
-import datetime
 import hashlib
 import os
-import shutil
 import ssl
-import subprocess
-import tempfile
+
+# datetime, shutil, subprocess and tempfile are imported only when a certificate is made:
+# the agent's idle footprint stays that of a bare rpyc server
 
 TLS_FILE = "agent-tls.pem"
 SUBJECT = "jupyter-remote-device-agent"
@@ -46,6 +45,8 @@ def fingerprint_file(pem_path):
 
 
 def _with_openssl(d):
+    import shutil
+    import subprocess
     exe = shutil.which("openssl")
     if not exe:
         return None
@@ -64,6 +65,7 @@ def _with_openssl(d):
 
 
 def _with_cryptography(d):
+    import datetime
     try:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -92,6 +94,8 @@ def make_self_signed(path, tools=None):
     or None when no tool could make one."""
     if os.path.exists(path):
         return "existing"
+    import shutil
+    import tempfile
     allowed = tools if tools is not None else os.environ.get(TOOLS_ENV, "openssl,cryptography").split(",")
     d = os.path.dirname(path)
     if not os.path.isdir(d):

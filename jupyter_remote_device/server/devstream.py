@@ -38,8 +38,8 @@ def normalize_settings(settings, base=None):
             raise bad_request("%s must be a number" % k)
         try:
             v = float(v) if k == "fps" else int(v)
-        except (TypeError, ValueError):
-            raise bad_request("%s must be a number, got %r" % (k, str(v)[:40]))
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
+            raise bad_request("%s must be a finite number, got %r" % (k, str(v)[:40]))
         if k != "fps" and isinstance(settings[k], float) and settings[k] != int(settings[k]):
             raise bad_request("%s must be an integer" % k)
         if not lo <= v <= hi:

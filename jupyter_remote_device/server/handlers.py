@@ -33,8 +33,8 @@ def _int_arg(handler, name, default, lo, hi):
         return default
     try:
         value = int(float(raw))
-    except ValueError:
-        raise bad_request("%s must be a number" % name)
+    except (ValueError, OverflowError):  # "abc", "nan", "inf", "1e999"
+        raise bad_request("%s must be a finite number, got %r" % (name, raw[:40]))
     if not lo <= value <= hi:
         raise bad_request("%s must be between %s and %s" % (name, lo, hi))
     return value
@@ -73,9 +73,19 @@ class BaseHandler(APIHandler):
         return data
 
     def device_path_arg(self, name="path", default=""):
-        raw = self.get_argument(name, default)
-        if "\x00" in raw or len(raw) > 4096:
-            raise bad_request("%s is not a valid path" % name)
+        # the raw value: get_argument() turns control characters (NUL too) into spaces and strips
+        # blanks, which would silently name another file
+        values = self.request.arguments.get(name)
+        if not values:
+            return default
+        try:
+            raw = values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("%s is not valid UTF-8" % name)
+        if "\x00" in raw:
+            raise bad_request("%s contains a NUL character: no file name can" % name)
+        if len(raw) > 4096:
+            raise bad_request("%s is not a valid path (longer than 4096 characters)" % name)
         return raw
 
     def reply(self, obj, status=200):
