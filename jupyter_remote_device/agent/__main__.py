@@ -162,6 +162,8 @@ def hide_token(argv):
     env = dict(os.environ)
     env[auth.TOKEN_ENV] = token
     env[REEXEC_MARK] = "1"
+    if getattr(sys.stdout, "write_through", False):  # started with -u: keep it unbuffered
+        env["PYTHONUNBUFFERED"] = "1"
     cmd = [sys.executable] + subprocess._args_from_interpreter_flags() + ["-m", "jupyter_remote_device.agent"]
     try:
         sys.stdout.flush()
