@@ -101,6 +101,12 @@ class Stopper(object):
             files.abort_all()  # temp files of unfinished writes removed
         except Exception:
             pass
+        terms = getattr(self.board, "_terminals", None)
+        if terms is not None:  # shells opened from JupyterLab end with the agent
+            try:
+                terms.close_all()
+            except Exception:
+                pass
         cams = self.board.cameras
         if cams is not None:
             try:
