@@ -84,7 +84,7 @@ def _start_demo(tmp):
     return proc, base, token, port, agent_port
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_demo_stops_its_whole_tree(sig):
     tmp = tempfile.mkdtemp(prefix="jrd-demo-test-")
     proc, base, token, port, agent_port = _start_demo(tmp)
