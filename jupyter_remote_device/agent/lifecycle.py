@@ -56,6 +56,7 @@ class Stopper(object):
         ex = self.board.executor
         if not getattr(ex, "loaded", True):
             return  # the exec engine never ran (lazy.py): nothing to interrupt
+        ex = getattr(ex, "_real", None) or ex  # the engine itself (its lock), not the lazy stand-in
         try:
             with ex._lock:
                 queued = [r.id for r in ex._queue]
