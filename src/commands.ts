@@ -24,6 +24,7 @@ import { askForDevice } from './widgets/adddialog';
 import { CameraPanel, CameraViewer, IStreamSettings } from './widgets/camera';
 import { pickDevice, translationBundle } from './pick';
 import { pushFile } from './push';
+import { attachCameraTools } from './widgets/cameratools';
 import { sshRequest } from './widgets/sshdialog';
 
 export namespace CommandIDs {
@@ -238,6 +239,7 @@ export function addCommands(ctx: ICommandContext): void {
       });
       viewer.node.dataset.key = key;
       const panel = new CameraPanel(viewer);
+      attachCameraTools(panel, { app, model, fileBrowser: ctx.fileBrowser }); // record, tools, dataset
       panel.id = `jp-remote-device-camera-${key}`;
       (panel as any).restoreKey = key;
       panel.snapshotRequested = async () => {

@@ -1,6 +1,8 @@
 /**
  * jupyter-remote-device: wiring only (see model.ts, commands.ts, widgets/).
  */
+import { addRecordCommands, RecordCommandIDs } from './recording';
+import { cameraToolsPlugin } from './widgets/cameratools';
 import {
   ILayoutRestorer,
   JupyterFrontEnd,
@@ -114,8 +116,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     addRoomCommands({ app, model, room: sidebar.room });
 
+    addRecordCommands(app, model, fileBrowser); // recording.ts
     if (palette) {
       for (const command of [
+        RecordCommandIDs.record,
+        RecordCommandIDs.stop,
         CommandIDs.connect,
         CommandIDs.disconnect,
         CommandIDs.openCamera,
@@ -243,4 +248,4 @@ const notebookPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, notebookPlugin];
+export default [plugin, notebookPlugin, cameraToolsPlugin];

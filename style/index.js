@@ -2,3 +2,4 @@ import './base.css';
 import './filetree.css';
 import './sshdialog.css';
 import './room.css';
+import './vision.css';

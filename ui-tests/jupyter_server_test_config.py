@@ -53,6 +53,24 @@ _locked, _locked_port, _locked_token = spawn_agent(
 )
 _agents.append(_locked)
 
+# ``replay-board`` plays a known frame (``--camera file:``, agent/camera/replay.py): a gray
+# 320x240 picture with a pure red 80x60 rectangle at (80, 60), for the vision tools' tests.
+_replay_frames = tempfile.mkdtemp(prefix="jrd-ui-replay-")
+try:
+    from PIL import Image, ImageDraw
+
+    _img = Image.new("RGB", (320, 240), (128, 128, 128))
+    ImageDraw.Draw(_img).rectangle((80, 60, 159, 119), fill=(255, 0, 0))
+    _img.save(os.path.join(_replay_frames, "000001.jpg"), "JPEG", quality=100, subsampling=0)
+    _replay, _replay_port, _replay_token = spawn_agent(
+        host="127.0.0.1", port=0, camera="file:" + _replay_frames, env={"JRD_CAMERA_FPS": "10"}
+    )
+    _agents.append(_replay)
+    _replay_devices = [{"host": "127.0.0.1", "port": _replay_port, "name": "replay-board", "token": _replay_token}]
+except Exception as e:  # the other tests still run
+    print("replay-board not started: %s" % e, file=sys.stderr)
+    _replay_devices = []
+
 c.DeviceManager.configured_devices = [  # noqa: F821
     {"host": "127.0.0.1", "port": _demo_port, "name": "demo-board", "token": _demo_token},
     {
@@ -62,6 +80,7 @@ c.DeviceManager.configured_devices = [  # noqa: F821
         "token": "not-the-" + _locked_token,
     },
 ]
+c.DeviceManager.configured_devices += _replay_devices  # noqa: F821
 c.DeviceManager.mdns = False  # noqa: F821
 c.DeviceManager.allowed_networks = ["127.0.0.0/8", "::1/128"]  # noqa: F821
 c.ServerApp.ip = "127.0.0.1"  # noqa: F821

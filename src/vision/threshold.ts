@@ -105,7 +105,7 @@ export function thresholdMask(
 export function maskToRgba(
   mask: Uint8Array,
   color: [number, number, number, number] = [255, 0, 255, 160]
-): Uint8ClampedArray {
+): Uint8ClampedArray<ArrayBuffer> {
   const out = new Uint8ClampedArray(mask.length * 4);
   for (let p = 0, i = 0; p < mask.length; p++, i += 4) {
     if (mask[p]) {
