@@ -102,6 +102,58 @@ async def test_connect_exec_interrupt_files(api, jp_fetch, board):
     await api("DELETE", "devices/" + did)
 
 
+async def _job(api, route, body, timeout=60.0):
+    code, job = await api("POST", route, body)
+    assert code == 202, job
+    deadline = time.monotonic() + timeout
+    while job["state"] == "running":
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+        code, job = await api("GET", "jobs/" + job["id"])
+    return job
+
+
+async def test_push_sync_and_pull_jobs(api, board, jp_root_dir):
+    """The pipelined push (async writes in flight through the bridge), sync, and pull back."""
+    d = await _connect(api, board)
+    did = d["id"]
+    ws = str(jp_root_dir)
+    big = os.urandom(3 * (1 << 20) + 7)
+    os.makedirs(os.path.join(ws, "maixapp", "lib"))
+    for rel, data in (("main.py", b"print('hello from the board')\n"), ("lib/model.bin", big)):
+        with open(os.path.join(ws, "maixapp", rel), "wb") as f:
+            f.write(data)
+    job = await _job(api, "devices/%s/push" % did, {"source": "maixapp", "dest": "app", "sync": True})
+    assert job["state"] == "done" and job["verified"] is True and job["files_done"] == 2, job
+    with open(os.path.join(board.root, "app", "lib", "model.bin"), "rb") as f:
+        assert f.read() == big
+    job = await _job(api, "devices/%s/push" % did, {"source": "maixapp", "dest": "app", "sync": True})
+    assert job["state"] == "done" and job["files_done"] == 0 and job["bytes_done"] == 0, job
+    job = await _job(api, "devices/%s/pull" % did, {"source": "app", "dest": "back"})
+    assert job["state"] == "done" and job["verified"] is True and job["files_done"] == 2, job
+    with open(os.path.join(ws, "back", "lib", "model.bin"), "rb") as f:
+        assert f.read() == big
+    await api("DELETE", "devices/%s/session" % did)
+    await api("DELETE", "devices/" + did)
+
+
+async def test_terminal(api, jp_ws_fetch, board):
+    """A shell on the board (each terminal has its own reader and writer links: two bridges)."""
+    from test_terminal import _open, _send, _until
+    d = await _connect(api, board)
+    ws = await _open(jp_ws_fetch, d["id"], name="old", rows=30, cols=100)
+    try:
+        _send(ws, "stdin", "echo hel''lo-$((40+2))\n")
+        await _until(ws, r"hello-42")
+        _send(ws, "stdin", "exit 3\n")
+        text, code = await _until(ws, r"(?!)")
+        assert code == 3
+    finally:
+        ws.close()
+    await api("DELETE", "devices/%s/session" % d["id"])
+    await api("DELETE", "devices/" + d["id"])
+
+
 async def test_maix_camera_streams(api, jp_ws_fetch, board):
     from PIL import Image
     d = await _connect(api, board)
