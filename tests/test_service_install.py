@@ -11,7 +11,7 @@ import time
 import pytest
 
 from jrd_helpers import free_port
-from jupyter_remote_device.agent import client, service_install
+from jupyter_remote_device.agent import client, service_install, tlscert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,6 +87,10 @@ def test_install_into_root_dir_and_uninstall(tmp_path, init):
     assert (path.stat().st_mode & 0o777) == (0o644 if init == "systemd" else 0o755)
     tok = top / "etc/jrd/token"
     assert (tok.stat().st_mode & 0o777) == 0o600 and len(tok.read_text().strip()) >= 32
+    # the certificate the service will serve is made now, beside the token, its fingerprint shown
+    pem = top / "etc/jrd/agent-tls.pem"
+    assert (pem.stat().st_mode & 0o777) == 0o600
+    assert tlscert.fingerprint_file(str(pem)) in out.getvalue()
     if init == "procd":
         link = os.readlink(str(top / "etc/rc.d/S99jupyter-remote-device-agent"))
         assert link == "../init.d/jupyter-remote-device-agent"

@@ -312,6 +312,7 @@ def make_plan(args, agent_args):
         if not args.no_start:
             plan.commands.append(["/bin/sh", unit, "start"])
     plan.token_file = token_file
+    plan.agent_args = list(agent_args)
     return plan
 
 
@@ -348,6 +349,18 @@ def apply(plan, args, out):
             token, created = auth.load_or_create_token(plan.at(token_file))
             say("%s token in %s (give it to JupyterLab when adding this board)\n"
                 % ("a new" if created else "the", token_file))
+        own_cert = not any(a.split("=", 1)[0] in ("--no-tls", "--certfile", "--insecure-no-auth")
+                           for a in plan.agent_args)
+        if own_cert and not dry:
+            # the certificate the service will serve, made now: its fingerprint can be checked on
+            # the first connect from JupyterLab
+            from . import tlscert
+            pem = os.path.join(os.path.dirname(token_file), tlscert.TLS_FILE)
+            try:
+                if tlscert.make_self_signed(plan.at(pem)):
+                    say("TLS certificate %s, fingerprint %s\n" % (pem, tlscert.fingerprint_file(plan.at(pem))))
+            except OSError as e:
+                say("no TLS certificate yet (%s): the agent makes one on its first start\n" % e)
     for path, text, mode in plan.files:
         if dry:
             say("# --- %s (mode %o) ---\n%s\n" % (path, mode, text))
