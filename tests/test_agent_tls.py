@@ -49,8 +49,8 @@ def test_tls_by_default_with_its_own_certificate(tmp_path):
         assert pem.exists() and (pem.stat().st_mode & 0o777) == 0o600
         r = subprocess.run(["openssl", "x509", "-in", str(pem), "-noout", "-fingerprint", "-sha256"],
                            capture_output=True, text=True)
-        openssl_fp = "SHA256:" + r.stdout.strip().split("=", 1)[1]
-        printed = [line for line in lines if line.startswith("JRD-AGENT TLS ")][0].split(" ", 2)[2]
+        openssl_fp = r.stdout.strip().split("=", 1)[1]
+        printed = [line for line in lines if line.startswith("JRD-AGENT TLS ")][0].split(" ", 3)[3]
         assert printed == openssl_fp
         assert client.probe("127.0.0.1", port)["tls"] is True
         conn = client.connect("127.0.0.1", port, TOKEN)
@@ -126,13 +126,13 @@ def test_concurrent_first_starts_make_one_consistent_pair(tmp_path):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(path)  # the key matches the certificate
     assert [f for f in os.listdir(str(tmp_path / "cfg")) if f != tlscert.TLS_FILE] == []
-    assert tlscert.fingerprint_file(path).startswith("SHA256:")
+    assert len(tlscert.fingerprint_file(path).split(":")) == 32
     assert len(hashlib.sha256(tlscert.cert_der(path)).hexdigest()) == 64
 
 
 async def test_the_server_connects_over_tls(api, agent, connected):
     did = await connected()
     code, dev = await api("GET", "devices/" + did)
-    assert dev["info"]["tls"] is True and dev["info"]["tls_fingerprint"].startswith("SHA256:")
+    assert dev["info"]["tls"] is True and len(dev["info"]["tls_fingerprint"].split(":")) == 32
     code, res = await api("POST", "devices/%s/exec" % did, {"code": "print(6 * 7)"})
     assert code == 200 and res["stdout"].strip() == "42"

@@ -289,7 +289,7 @@ def main(argv=None):
         args.mdns if args.mdns is not None else (not is_loopback(args.host) and mdns.available())) else None
     print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
     print("JRD-AGENT ROOT %s" % root)
-    print("JRD-AGENT TLS %s" % (fingerprint if ssl_context is not None else "off (%s)" % tls_note))
+    print("JRD-AGENT TLS %s" % ("sha256 " + fingerprint if ssl_context is not None else "off (%s)" % tls_note))
     sys.stdout.flush()
     _capture_fds(output)
     trim_memory()

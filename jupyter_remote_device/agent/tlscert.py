@@ -24,9 +24,10 @@ TOOLS_ENV = "JRD_AGENT_CERT_TOOLS"
 
 
 def fingerprint_der(der):
-    """``SHA256:AB:CD:...`` of a DER certificate (the form ``openssl x509 -fingerprint -sha256`` prints)."""
+    """``AB:CD:...``: the SHA-256 of a DER certificate, as ``openssl x509 -fingerprint -sha256`` prints
+    it (and the Jupyter side pins it, link/dial.py)."""
     h = hashlib.sha256(der).hexdigest().upper()
-    return "SHA256:" + ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+    return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
 
 
 def cert_der(pem_path):
