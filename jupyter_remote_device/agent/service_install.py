@@ -408,8 +408,8 @@ def status(plan, out):
     installed = os.path.exists(unit)
     out.write("service: %s (%s%s)\n" % (plan.name, plan.init, ", user" if plan.user else ""))
     out.write("file: %s (%s)\n" % (unit, "installed" if installed else "not installed"))
-    state = "unknown"
-    if not plan.root_dir:
+    state = "unknown" if installed else "not installed"
+    if not plan.root_dir and (installed or plan.init == "systemd"):
         if plan.init == "systemd":
             code, text = _run(["systemctl"] + (["--user"] if plan.user else []) + ["is-active", plan.name])
             state = text or ("active" if code == 0 else "inactive")
