@@ -53,7 +53,7 @@ def _get(url, data=None, timeout=5):
         return json.loads(r.read().decode() or "null")
 
 
-def _start_demo(tmp):
+def _start_demo(tmp, prefix=()):
     port, token = free_port(), "demo-test-token"
     env = dict(os.environ, PYTHONPATH=REPO)
     for name in ("config", "data", "runtime"):
@@ -62,7 +62,7 @@ def _start_demo(tmp):
     log = open(os.path.join(tmp, "demo.log"), "wb")
     # Jupyter options as they are, no "--": --port, --ServerApp.*, --no-browser
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_remote_device.app", "demo", "--port", str(port), "--no-browser",
+        list(prefix) + [sys.executable, "-m", "jupyter_remote_device.app", "demo", "--port", str(port), "--no-browser",
          "--ServerApp.token=%s" % token, "--ServerApp.base_url=/jrd-demo-test/",
          "--ServerApp.root_dir=%s" % tmp],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp,
@@ -123,6 +123,25 @@ def test_demo_stops_its_whole_tree(sig):
             proc.wait()
         for p in proctree.descendants(proc.pid):
             os.kill(p, signal.SIGKILL)
+
+
+def test_demo_under_nohup_ignores_sighup_and_stops_on_sigterm():
+    tmp = tempfile.mkdtemp(prefix="jrd-demo-test-")
+    proc, base, token, port, agent_port = _start_demo(tmp, prefix=["nohup"])
+    try:
+        tree = proctree.descendants(proc.pid)
+        proc.send_signal(signal.SIGHUP)  # the terminal closing: nohup asked to ignore it
+        time.sleep(1.5)
+        assert proc.poll() is None and all(_alive(p) for p in tree)
+        _get(base + "api/status?token=" + token)
+        proc.send_signal(signal.SIGTERM)  # kill PID
+        proc.wait(20)
+        assert [p for p in tree if _alive(p)] == []
+        assert _port_free(port) and _port_free(agent_port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_demo_arguments_pass_through():
