@@ -10,6 +10,7 @@
  */
 import { rgbToHex, rgbToHsv, rgbToLab } from './color';
 import { focusScore } from './focus';
+import { button, rangeRows, section, select } from './dom';
 import { drawHistogram, statsTable } from './histview';
 import {
   CHANNELS,
@@ -307,73 +308,19 @@ export class VisionTools {
   }
 
   // -- the panel --------------------------------------------------------------
-  private _section(title: string, cls: string): HTMLElement {
-    const sec = document.createElement('section');
-    sec.className = `jp-RemoteDevice-toolsSection ${cls}`;
-    const h = document.createElement('h3');
-    h.textContent = title;
-    sec.appendChild(h);
-    this.node.appendChild(sec);
-    return sec;
-  }
-
-  private _button(
-    parent: HTMLElement,
-    label: string,
-    cls: string,
-    title: string,
-    fn: () => void
-  ): HTMLButtonElement {
-    const b = document.createElement('button');
-    b.className = `jp-Button jp-mod-minimal jp-mod-styled ${cls}`;
-    b.textContent = label;
-    b.title = title;
-    b.addEventListener('click', fn);
-    parent.appendChild(b);
-    return b;
-  }
-
-  private _select(
-    parent: HTMLElement,
-    cls: string,
-    title: string,
-    options: [string, string][],
-    value: string,
-    fn: (v: string) => void
-  ): HTMLSelectElement {
-    const s = document.createElement('select');
-    s.className = `jp-mod-styled ${cls}`;
-    s.title = title;
-    s.setAttribute('aria-label', title);
-    for (const [v, l] of options) {
-      const o = document.createElement('option');
-      o.value = v;
-      o.textContent = l;
-      s.appendChild(o);
-    }
-    s.value = value;
-    s.addEventListener('change', () => fn(s.value));
-    parent.appendChild(s);
-    return s;
-  }
-
   private _build(): void {
     // zoom
-    const zoom = this._section('Zoom', 'jp-RemoteDevice-toolsZoom');
+    const zoom = section(this.node, 'Zoom', 'jp-RemoteDevice-toolsZoom');
     const row = document.createElement('div');
     row.className = 'jp-RemoteDevice-toolsRow';
     zoom.appendChild(row);
-    this._button(row, '−', 'jp-RemoteDevice-zoomOut', 'Zoom out (−)', () =>
+    button(row, '−', 'jp-RemoteDevice-zoomOut', 'Zoom out (−)', () =>
       this.viewport.setZoom(this.viewport.zoom / 2)
     );
-    this._button(
-      row,
-      'Fit',
-      'jp-RemoteDevice-zoomFit',
-      'Fit the frame (0)',
-      () => this.viewport.fit()
+    button(row, 'Fit', 'jp-RemoteDevice-zoomFit', 'Fit the frame (0)', () =>
+      this.viewport.fit()
     );
-    this._button(
+    button(
       row,
       '+',
       'jp-RemoteDevice-zoomIn',
@@ -390,7 +337,7 @@ export class VisionTools {
     zoom.appendChild(hint);
 
     // probe
-    const probe = this._section('Pixel', 'jp-RemoteDevice-toolsProbe');
+    const probe = section(this.node, 'Pixel', 'jp-RemoteDevice-toolsProbe');
     this._probeOut = document.createElement('div');
     this._probeOut.className = 'jp-RemoteDevice-probe';
     this._probeOut.dataset.active = 'false';
@@ -403,14 +350,18 @@ export class VisionTools {
     probe.appendChild(this._probeOut);
 
     // region + histogram
-    const hist = this._section('Histogram', 'jp-RemoteDevice-toolsHistogram');
+    const hist = section(
+      this.node,
+      'Histogram',
+      'jp-RemoteDevice-toolsHistogram'
+    );
     const hrow = document.createElement('div');
     hrow.className = 'jp-RemoteDevice-toolsRow';
     hist.appendChild(hrow);
     this._regionLabel = document.createElement('span');
     this._regionLabel.className = 'jp-RemoteDevice-regionLabel';
     hrow.appendChild(this._regionLabel);
-    this._button(
+    button(
       hrow,
       'Whole frame',
       'jp-RemoteDevice-regionClear',
@@ -420,7 +371,7 @@ export class VisionTools {
         this._drawUi();
       }
     );
-    this._select(
+    select(
       hrow,
       'jp-RemoteDevice-histSpace',
       'Colour space of the histogram',
@@ -447,7 +398,7 @@ export class VisionTools {
     this._renderRegionLabel();
 
     // focus
-    const focus = this._section('Focus', 'jp-RemoteDevice-toolsFocus');
+    const focus = section(this.node, 'Focus', 'jp-RemoteDevice-toolsFocus');
     const frow = document.createElement('div');
     frow.className = 'jp-RemoteDevice-toolsRow';
     frow.title =
@@ -460,11 +411,15 @@ export class VisionTools {
     focus.appendChild(frow);
 
     // threshold
-    const th = this._section('Threshold', 'jp-RemoteDevice-toolsThreshold');
+    const th = section(
+      this.node,
+      'Threshold',
+      'jp-RemoteDevice-toolsThreshold'
+    );
     const trow = document.createElement('div');
     trow.className = 'jp-RemoteDevice-toolsRow';
     th.appendChild(trow);
-    this._thSpace = this._select(
+    this._thSpace = select(
       trow,
       'jp-RemoteDevice-thresholdSpace',
       'Colour space of the threshold',
@@ -506,7 +461,7 @@ export class VisionTools {
     const arow = document.createElement('div');
     arow.className = 'jp-RemoteDevice-toolsRow';
     th.appendChild(arow);
-    this._button(
+    button(
       arow,
       'From region',
       'jp-RemoteDevice-thresholdFromRegion',
@@ -525,7 +480,7 @@ export class VisionTools {
         }
       }
     );
-    this._button(
+    button(
       arow,
       'Reset',
       'jp-RemoteDevice-thresholdReset',
@@ -540,14 +495,14 @@ export class VisionTools {
     const crow = document.createElement('div');
     crow.className = 'jp-RemoteDevice-toolsRow';
     th.appendChild(crow);
-    this._button(
+    button(
       crow,
       'Copy',
       'jp-RemoteDevice-thresholdCopy',
       'Copy the thresholds for find_blobs to the clipboard',
       () => void this._copy()
     );
-    this._button(
+    button(
       crow,
       'Insert in cell',
       'jp-RemoteDevice-thresholdInsert',
@@ -596,48 +551,12 @@ export class VisionTools {
   }
 
   private _buildRanges(): void {
-    const t = this._threshold;
-    const rows = SPACES[t.space].map((k, i) => {
-      const ch = CHANNELS[k];
-      const row = document.createElement('div');
-      row.className = 'jp-RemoteDevice-rangeRow';
-      const name = document.createElement('span');
-      name.className = 'jp-RemoteDevice-rangeName';
-      name.textContent = ch.label;
-      row.appendChild(name);
-      for (const end of [0, 1]) {
-        const input = document.createElement('input');
-        input.type = 'number';
-        input.className = `jp-mod-styled jp-RemoteDevice-range${end ? 'Max' : 'Min'}`;
-        input.dataset.channel = k;
-        input.min = String(ch.min);
-        input.max = String(ch.max);
-        input.value = String(t.ranges[i][end]);
-        input.setAttribute('aria-label', `${ch.label} ${end ? 'max' : 'min'}`);
-        const slider = document.createElement('input');
-        slider.type = 'range';
-        slider.className = 'jp-RemoteDevice-rangeSlider';
-        slider.min = input.min;
-        slider.max = input.max;
-        slider.value = input.value;
-        const set = (v: string) => {
-          const n = Math.max(ch.min, Math.min(ch.max, Math.round(Number(v))));
-          if (!Number.isFinite(n)) {
-            return;
-          }
-          this._threshold.ranges[i][end] = n;
-          input.value = String(n);
-          slider.value = String(n);
-          this._renderTuple();
-          this._schedule();
-        };
-        input.addEventListener('change', () => set(input.value));
-        slider.addEventListener('input', () => set(slider.value));
-        row.append(input, slider);
-      }
-      return row;
-    });
-    this._rangesHost.replaceChildren(...rows);
+    this._rangesHost.replaceChildren(
+      ...rangeRows(this._threshold, () => {
+        this._renderTuple();
+        this._schedule();
+      })
+    );
     this._renderTuple();
   }
 
