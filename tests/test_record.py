@@ -290,3 +290,27 @@ def test_replay_errors_are_clear(tmp_path):
     hub = CameraHub("file:" + clip)
     assert hub.backend == "file" and json.loads(json.dumps(hub.list()))[0]["modes"] == [[64, 48]]
     assert sys.version_info >= (3, 8)
+
+
+def test_writers_skip_hostile_frames(tmp_path):
+    """Bytes from the board are hostile: what is not a JPEG never reaches a file, the rest does."""
+    from jupyter_remote_device.server.record_writers import BadFrame, make_writer
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(buf, "JPEG")
+    good = buf.getvalue()
+    for fmt, name in (("mp4", "a.mp4"), ("webm", "a.webm"), ("mjpeg", "a.avi"), ("frames", "f")):
+        w = make_writer(fmt, str(tmp_path / name))
+        w.open(64, 48, 10.0)
+        for bad in (b"", b"GIF89a....", b"\xff\xd8\xff\xe0garbage-not-a-jpeg"):
+            with pytest.raises(BadFrame):
+                w.write(bad, 1.0, 1) if fmt == "frames" else w.write(bad, 1.0)
+        for i in range(5):
+            w.write(good, 1.0 + i / 10.0, i) if fmt == "frames" else w.write(good, 1.0 + i / 10.0)
+        w.close()
+        if fmt == "frames":
+            assert sorted(os.listdir(str(tmp_path / name))) == ["000001.jpg", "000002.jpg", "000003.jpg",
+                                                                "000004.jpg", "000005.jpg", "frames.csv"]
+        else:
+            codec, _, frames, span = _decode(str(tmp_path / name))
+            assert frames == 5 and abs(span - 0.4) < 0.05, (fmt, frames, span)

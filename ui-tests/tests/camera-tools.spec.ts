@@ -4,8 +4,24 @@
  * jupyter_server_test_config.py), the record button and the dataset mode on
  * demo-board (synthetic camera).
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
 import { Page } from '@playwright/test';
+import * as path from 'path';
+
+/** galata's tmpPath misses a server under a base_url (/jrd/): make the folder with the full URL. */
+const test = base.extend({
+  tmpPath: async ({ request, baseURL }, use, testInfo) => {
+    const folder = path.basename(testInfo.outputDir).replace(/-retry\d+$/i, '');
+    const url = `${baseURL}/api/contents/${folder}`;
+    if ((await request.get(url)).ok()) {
+      await request.delete(url);
+    }
+    const res = await request.put(url, { data: { type: 'directory' } });
+    expect(res.ok(), `create ${url}`).toBeTruthy();
+    await use(folder);
+    await request.delete(url).catch(() => undefined);
+  }
+});
 
 test.describe.configure({ mode: 'serial' });
 
