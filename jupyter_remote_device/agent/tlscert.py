@@ -10,9 +10,10 @@ the agent serves plain and says so (loudly on stderr, and in ``info``). The envi
 variable ``JRD_AGENT_CERT_TOOLS`` (e.g. ``cryptography`` or ``none``) narrows the choice.
 Standard library only (``cryptography`` is optional and imported only here), Python 3.8 syntax.
 """
-import hashlib
 import os
 import ssl
+
+from .digest import sha256  # not hashlib: OpenSSL's digests cost memory (digest.py)
 
 # datetime, shutil, subprocess and tempfile are imported only when a certificate is made:
 # the agent's idle footprint stays that of a bare rpyc server
@@ -26,7 +27,7 @@ TOOLS_ENV = "JRD_AGENT_CERT_TOOLS"
 def fingerprint_der(der):
     """``AB:CD:...``: the SHA-256 of a DER certificate, as ``openssl x509 -fingerprint -sha256`` prints
     it (and the Jupyter side pins it, link/dial.py)."""
-    h = hashlib.sha256(der).hexdigest().upper()
+    h = sha256(der).hexdigest().upper()
     return ":".join(h[i:i + 2] for i in range(0, len(h), 2))
 
 
