@@ -81,6 +81,22 @@ c.DeviceManager.configured_devices = [  # noqa: F821
     },
 ]
 c.DeviceManager.configured_devices += _replay_devices  # noqa: F821
+
+# ``maixpy3-board``: a MaixPy3 board as it ships (Python 3.8 with rpyc 5.3.1, stock
+# ThreadedServer(SlaveService), a stand-in maix), when scripts/test.sh made that board stack.
+try:
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import old_boards
+
+    _venv = os.path.join(old_boards.CACHE, "py3.8-rpyc5.3.1-pil")
+    if os.path.exists(os.path.join(_venv, ".complete")):
+        _old = old_boards.OldBoard(os.path.join(_venv, "bin", "python"))
+        atexit.register(_old.close)
+        c.DeviceManager.configured_devices += [  # noqa: F821
+            {"host": "127.0.0.1", "port": _old.port, "name": "maixpy3-board"}
+        ]
+except Exception as e:  # the other tests still run
+    print("maixpy3-board not started: %s" % e, file=sys.stderr)
 c.DeviceManager.mdns = False  # noqa: F821
 c.DeviceManager.allowed_networks = ["127.0.0.0/8", "::1/128"]  # noqa: F821
 c.ServerApp.ip = "127.0.0.1"  # noqa: F821
