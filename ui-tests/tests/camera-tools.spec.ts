@@ -244,3 +244,27 @@ test.describe('Camera tools', () => {
     }
   });
 });
+
+test.describe('Camera tools and notebooks', () => {
+  test('"Insert in cell" puts the find_blobs thresholds into the active cell', async ({ page, baseURL }) => {
+    await page.notebook.createNew('thresholds.ipynb');
+    const nbTab = page.locator('.lm-TabBar-tab', { hasText: 'thresholds.ipynb' });
+    await expect(nbTab).toBeVisible();
+    await openCamera(page, baseURL!, 'replay-board');
+    await page.locator('.jp-RemoteDevice-toolsToggle:visible').click();
+    const tools = page.locator('.jp-RemoteDevice-tools:visible');
+    const a = await atPixel(page, 90, 70);
+    const b = await atPixel(page, 149, 109);
+    await page.mouse.move(a.x, a.y);
+    await page.mouse.down();
+    await page.mouse.move(b.x, b.y, { steps: 6 });
+    await page.mouse.up();
+    await tools.locator('.jp-RemoteDevice-thresholdFromRegion').click();
+    const tuple = (await tools.locator('.jp-RemoteDevice-thresholdTuple').textContent())!;
+    expect(tuple).toMatch(/^\[\(\d+, \d+, -?\d+, -?\d+, -?\d+, -?\d+\)\]$/);
+    await tools.locator('.jp-RemoteDevice-thresholdInsert').click();
+    await expect(page.locator('.Toastify__toast', { hasText: 'Inserted the thresholds' }).first()).toBeVisible();
+    await nbTab.click();
+    await expect(page.locator('.jp-NotebookPanel:visible .jp-Cell .cm-content').first()).toContainText(tuple);
+  });
+});
