@@ -416,3 +416,46 @@ def test_rpyc_3_board_gets_words_too(tmp_path):
         assert "Python 3.8" in e.value.message and "bundle" in e.value.message
     finally:
         b.close()
+
+
+def test_bridge_passes_plain_values_only_and_bounds_frames(board):
+    """What a board answers crosses the bridge's pipes as plain data only; an absurd frame ends
+    the link (EOF), never a huge buffer; the bridge process goes with its connection."""
+    import socket
+    import struct
+    import threading
+
+    from jupyter_remote_device.link.bridge import BridgeConnection, BridgeError
+    conn = BridgeConnection(socket.create_connection(("127.0.0.1", board.port)), label="board")
+    try:
+        assert conn.eval("(1, 'two', b'3', None, 4.5, (True,))") == (1, "two", b"3", None, 4.5, (True,))
+        with pytest.raises(BridgeError) as e:
+            conn.eval("object()")
+        assert e.value.reason == "protocol" and "not plain data" in e.value.message
+        with pytest.raises(ZeroDivisionError) as e:   # unboxed by our rpyc, with the board's traceback
+            conn.eval("1/0")
+        assert getattr(e.value, "_remote_tb", "")
+        big = conn.eval("b'x' * (8 << 20)")
+        assert big == b"x" * (8 << 20)
+    finally:
+        conn.close()
+    assert conn.closed and conn._proc.poll() is not None
+
+    # a hostile "board": answers the first request with a frame header announcing 1 GB
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def hostile():
+        c, _ = srv.accept()
+        c.recv(65536)
+        c.sendall(struct.pack("!LB", 1 << 30, 0) + b"\x12" * 100)
+        time.sleep(5)
+        c.close()
+
+    threading.Thread(target=hostile, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises((EOFError, BridgeError)):
+        BridgeConnection(socket.create_connection(srv.getsockname()), timeout=10, label="hostile")
+    assert time.monotonic() - t0 < 5
+    srv.close()

@@ -242,6 +242,10 @@ class BridgeConnection(object):
             self._proc.stdout.close()
         except (OSError, ValueError):
             pass
+        try:  # the bridge exits right after its last answer: reap it (no zombie until close())
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
 
     def _read_stderr(self):
         try:
