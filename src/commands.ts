@@ -25,6 +25,7 @@ import { CameraPanel, CameraViewer, IStreamSettings } from './widgets/camera';
 import { pickDevice, translationBundle } from './pick';
 import { pushFile } from './push';
 import { attachCameraTools } from './widgets/cameratools';
+import { showConnectError } from './widgets/diagnose';
 import { sshRequest } from './widgets/sshdialog';
 
 export namespace CommandIDs {
@@ -40,6 +41,10 @@ export namespace CommandIDs {
   export const showSidebar = 'remote-device:show-sidebar';
   export const forgetOffline = 'remote-device:forget-offline'; // roomcommands.ts
   export const openCameraGrid = 'remote-device:open-camera-grid'; // widgets/cameragrid.ts
+  export const openTerminal = 'remote-device:open-terminal'; // boardops.ts
+  export const openBoardLog = 'remote-device:open-board-log'; // boardops.ts
+  export const installPackage = 'remote-device:install-package'; // boardops.ts
+  export const diagnose = 'remote-device:diagnose'; // boardops.ts
 }
 
 /** The palette category. */
@@ -134,9 +139,11 @@ export function addCommands(ctx: ICommandContext): void {
             }
             return null;
           }
-          await showErrorMessage(
+          // "Why?" beside OK runs the connection doctor (widgets/diagnose.ts)
+          await showConnectError(
             trans.__('Could not connect to %1', device.name),
-            errorMessage(error)
+            errorMessage(error),
+            { id: device.id }
           );
           return null;
         }

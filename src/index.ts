@@ -29,6 +29,7 @@ import { parseResolution } from './frame';
 import { DevicesModel } from './model';
 import { translationBundle } from './pick';
 import { connectNotebooksOnKernelStart } from './notebook';
+import boardOpsPlugin from './boardops';
 import { addRoomCommands } from './roomcommands';
 import { CameraPanel } from './widgets/camera';
 import { cameraRendererFactory } from './widgets/cellcamera';
@@ -248,4 +249,4 @@ const notebookPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, notebookPlugin, cameraToolsPlugin];
+export default [plugin, notebookPlugin, cameraToolsPlugin, boardOpsPlugin];

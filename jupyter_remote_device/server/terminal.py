@@ -204,13 +204,13 @@ class BoardTerminal(object):
         self.registry.forget(self)
         self.shutdown()
 
-    def attach(self, sock):
+    def attach(self, sock, replay=True):
         if self.reap_handle is not None:
             self.reap_handle.cancel()
             self.reap_handle = None
         self.sockets.add(sock)
         self._send(sock, ["setup", {"name": self.name}])
-        if self.scrollback:
+        if self.scrollback and replay:  # a fresh page gets the recent output; a reconnecting tab has it
             self._send(sock, ["stdout", "".join(self.scrollback)])
 
     def detach(self, sock):
@@ -405,7 +405,7 @@ def _handlers():
                 term.detach(self)
                 return
             self.term = term
-            term.attach(self)
+            term.attach(self, replay=self.get_argument("replay", "1") != "0")
 
         def on_message(self, message):
             if self.term is None or not isinstance(message, str):

@@ -331,6 +331,20 @@ export class DevicesList extends Widget {
     );
   }
 
+  private _boardOps(actions: HTMLElement, args: { [key: string]: any }): void {
+    for (const [label, command, cls] of [
+      ['Terminal', CommandIDs.openTerminal, 'terminal'],
+      ['Board log', CommandIDs.openBoardLog, 'boardlog'],
+      ['Install…', CommandIDs.installPackage, 'install']
+    ]) {
+      if (this._commands.hasCommand(command)) {
+        actions.appendChild(
+          this._button(label, command, args, `jp-RemoteDevice-action-${cls}`)
+        );
+      }
+    }
+  }
+
   private _button(
     label: string,
     command: string,
@@ -478,6 +492,7 @@ export class DevicesList extends Widget {
           'jp-RemoteDevice-action-push'
         )
       );
+      this._boardOps(actions, { ...args, name: device.name }); // terminal, board log, install (boardops.ts)
     } else {
       const btn = this._button(
         status === 'connecting' ? 'Connecting…' : 'Connect',
@@ -512,6 +527,21 @@ export class DevicesList extends Widget {
               title: `Token for ${device.name}`
             },
             'jp-RemoteDevice-action-token'
+          )
+        );
+      }
+      if (
+        device.error &&
+        !pending &&
+        this._commands.hasCommand(CommandIDs.diagnose)
+      ) {
+        // the connection doctor: every step, what it found, what to check (widgets/diagnose.ts)
+        actions.appendChild(
+          this._button(
+            'Why?',
+            CommandIDs.diagnose,
+            { ...args, name: device.name },
+            'jp-RemoteDevice-action-why'
           )
         );
       }
