@@ -3,3 +3,4 @@ import './filetree.css';
 import './sshdialog.css';
 import './room.css';
 import './vision.css';
+import './boardops.css';

@@ -52,6 +52,27 @@ async function screenshot(page: Page, name: string, project: string, locator?: s
 
 const TERMINAL = '.jp-RemoteDevice-terminalPanel:visible';
 
+/** What the current terminal tab's xterm shows (its buffer: xterm draws on a canvas). */
+async function terminalText(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const w = (window as any).jupyterapp.shell.currentWidget;
+    const term = w?.content?._term;
+    if (!term) {
+      return '';
+    }
+    const buf = term.buffer.active;
+    const out: string[] = [];
+    for (let i = 0; i < buf.length; i++) {
+      out.push(buf.getLine(i)?.translateToString(true) ?? '');
+    }
+    return out.join('\n');
+  });
+}
+
+async function expectInTerminal(page: Page, text: RegExp) {
+  await expect.poll(() => terminalText(page), { timeout: 20000 }).toMatch(text);
+}
+
 async function typeInTerminal(page: Page, text: string) {
   await page.locator(`${TERMINAL} .xterm`).first().click();
   await page.keyboard.type(text);
@@ -65,24 +86,23 @@ test.describe('Board operations', () => {
     const tab = page.locator('.lm-TabBar-tab', { hasText: 'demo-board: terminal' });
     await expect(tab).toBeVisible();
     await expect(tab).not.toContainText('connecting');
-    const rows = page.locator(`${TERMINAL} .xterm-rows`);
     await typeInTerminal(page, 'export JRD_MARK=kept; echo jrd-$((6*7))');
-    await expect(rows).toContainText('jrd-42');
+    await expectInTerminal(page, /^jrd-42$/m);
     // the board's shell sees the tab's size (resize reaches the pty)
     await typeInTerminal(page, 'stty size');
-    await expect(rows).toContainText(/\d+ \d+/);
+    await expectInTerminal(page, /^\d+ \d+$/m);
     await screenshot(page, 'board-terminal', testInfo.project.name, TERMINAL);
     // a page reload: the tab comes back attached to the same shell
     await page.reload({ waitForIsReady: false } as any);
     await expect(page.locator('.lm-TabBar-tab', { hasText: 'demo-board: terminal' })).toBeVisible({ timeout: 30000 });
     await page.locator('.lm-TabBar-tab', { hasText: 'demo-board: terminal' }).click();
     await typeInTerminal(page, 'echo "again-$JRD_MARK"');
-    await expect(page.locator(`${TERMINAL} .xterm-rows`)).toContainText('again-kept');
+    await expectInTerminal(page, /^again-kept$/m);
     // Ctrl-C stops the program in the foreground
     await typeInTerminal(page, 'sleep 60');
     await page.keyboard.press('Control+c');
     await typeInTerminal(page, 'echo after-$((2+3))');
-    await expect(page.locator(`${TERMINAL} .xterm-rows`)).toContainText('after-5');
+    await expectInTerminal(page, /^after-5$/m);
     // closing the tab ends the shell on the board
     const device = await deviceByName(page.request, baseURL!, 'demo-board');
     await page.locator('.lm-TabBar-tab', { hasText: 'demo-board: terminal' }).locator('.lm-TabBar-tabCloseIcon').click();
@@ -102,7 +122,7 @@ test.describe('Board operations', () => {
       await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
     }
     await typeInTerminal(page, 'echo palette-$((5*5))');
-    await expect(page.locator(`${TERMINAL} .xterm-rows`)).toContainText('palette-25');
+    await expectInTerminal(page, /^palette-25$/m);
     await page.locator('.lm-TabBar-tab', { hasText: 'demo-board: terminal' }).locator('.lm-TabBar-tabCloseIcon').click();
   });
 
