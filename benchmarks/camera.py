@@ -381,7 +381,7 @@ def agent_direct(port, token, width, height, seconds):
 
     import rpyc
 
-    from jupyter_remote_device.agent.client import connect
+    from jupyter_remote_device.link import connect
     c = connect(HOST, port, token)
     try:
         sid = c.root.camera_open("0", width, height, 80, 0)
@@ -405,7 +405,7 @@ def agent_direct(port, token, width, height, seconds):
 
 
 def agent_encode_totals(port, token):
-    from jupyter_remote_device.agent.client import connect
+    from jupyter_remote_device.link import connect
     c = connect(HOST, port, token)
     try:
         cam = json.loads(c.root.camera_stats())["cameras"][0]
@@ -425,7 +425,7 @@ async def unthrottled(server, did, pids, width, height, rounds, window, agent_po
     worker = await loop.run_in_executor(None, EncodeOnly, width, height)
     # a stream that never reads keeps the camera open between rounds (an on-demand
     # source makes no frames for it), so no round pays for opening the camera
-    from jupyter_remote_device.agent.client import connect
+    from jupyter_remote_device.link import connect
     keep = await loop.run_in_executor(None, connect, HOST, agent_port, agent_token)
     await loop.run_in_executor(None, keep.root.camera_open, "0", width, height, 80, 0)
     extra = {}

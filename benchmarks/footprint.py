@@ -18,7 +18,7 @@ import time
 
 import rpyc
 
-from jupyter_remote_device.agent import client
+from jupyter_remote_device import link
 from jupyter_remote_device.app import spawn_agent
 
 
@@ -86,7 +86,7 @@ def measure_agent(camera, pyc_dir=None):
     env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": pyc_dir} if pyc_dir else None
     proc, port, token = spawn_agent(root=root, camera=camera, env=env)
     try:
-        conn = client.connect("127.0.0.1", port, token=token)
+        conn = link.connect("127.0.0.1", port, token=token)
         conn.root.ping()
         time.sleep(0.5)
         out = rss_kb(proc.pid)
@@ -103,7 +103,7 @@ def cpu_per_frame(seconds=3.0, width=640, height=480, quality=80):
     root = tempfile.mkdtemp(prefix="jrd-footprint-")
     proc, port, token = spawn_agent(root=root, camera="synthetic")
     try:
-        conn = client.connect("127.0.0.1", port, token=token)
+        conn = link.connect("127.0.0.1", port, token=token)
         sid = conn.root.camera_open("0", width, height, quality, 0)
         conn.root.camera_next(sid, -1, 5.0)
         c0, t0, n = cpu_s(proc.pid), time.time(), 0

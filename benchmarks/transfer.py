@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from jupyter_remote_device.agent import client
+from jupyter_remote_device import link
 from jupyter_remote_device.app import spawn_agent
 from jupyter_remote_device.server.transfer import CHUNK, IN_FLIGHT, TransferManager
 
@@ -47,7 +47,7 @@ class LoopbackSession(object):
         self.name = "bench"
 
     def connect_new(self):
-        return client.connect(HOST, self.port, self.token, timeout=10)
+        return link.connect(HOST, self.port, self.token, timeout=10)
 
 
 def write_random(path, size):

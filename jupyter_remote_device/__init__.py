@@ -1,8 +1,5 @@
 """jupyter-remote-device: small Linux boards as first-class citizens of JupyterLab."""
-try:
-    from ._version import __version__
-except ImportError:  # running from a source tree that was never built
-    __version__ = "0.1.0"
+from .agent import __version__ as __version__  # written once, in package.json (see agent/__init__.py)
 
 
 def _jupyter_labextension_paths():

@@ -185,8 +185,8 @@ def bundle(argv):
     """``jupyter remote-device bundle DIR``: the agent folder a user copies to a board by hand."""
     import argparse
 
+    from .link.bundle import agent_files
     from .link.rpyc_bundle import rpyc_version, write_bundle
-    from .server.ssh import agent_files
     p = argparse.ArgumentParser(prog="jupyter remote-device bundle",
                                 description="Write the agent, with the rpyc it speaks, into DIR (copy DIR to "
                                             "the board; it needs only Python 3.8+ there).")

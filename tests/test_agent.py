@@ -12,13 +12,14 @@ import pytest
 import rpyc
 
 from jrd_helpers import tls_if_offered
-from jupyter_remote_device.agent import auth, client
+from jupyter_remote_device import link
+from jupyter_remote_device.agent import auth, wire
 
 AGENT_DIR = pathlib.Path(__file__).resolve().parent.parent / "jupyter_remote_device" / "agent"
 
 
 def test_connect_and_call(agent):
-    conn = client.connect("127.0.0.1", agent.port, token=agent.token)
+    conn = link.connect("127.0.0.1", agent.port, token=agent.token)
     try:
         hello = json.loads(conn.root.hello())
         assert hello["protocol"] == 1 and "exec" in hello["features"]
@@ -30,8 +31,8 @@ def test_connect_and_call(agent):
 
 def test_wrong_token_refused_before_any_call(agent):
     t0 = time.monotonic()
-    with pytest.raises(client.ConnectError) as e:
-        client.connect("127.0.0.1", agent.port, token="wrong")
+    with pytest.raises(link.ConnectError) as e:
+        link.connect("127.0.0.1", agent.port, token="wrong")
     assert e.value.reason == "auth-failed"
     assert time.monotonic() - t0 < 3
 
@@ -46,7 +47,7 @@ def test_raw_rpyc_without_handshake_gets_nothing(agent):
 def _raw_handshake(port, mac_for):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     greeting = auth.read_line(s)
-    assert greeting.startswith(auth.MAGIC)
+    assert greeting.startswith(wire.MAGIC)
     s = tls_if_offered(s, greeting)
     challenge = auth.read_json_line(s)
     cnonce = os.urandom(16).hex()
@@ -96,7 +97,7 @@ def test_agent_without_token_creates_and_saves_one(tmp_path):
         assert token in lines[0]
         assert (token_file.stat().st_mode & 0o777) == 0o600
         port = int(lines[1].rsplit(":", 1)[1])
-        conn = client.connect("127.0.0.1", port, token=token)
+        conn = link.connect("127.0.0.1", port, token=token)
         assert json.loads(conn.root.hello())["protocol"] == 1
         conn.close()
     finally:
@@ -114,23 +115,23 @@ def test_tls_end_to_end(make_agent, tmp_path):
     import ssl
     ctx = ssl.create_default_context(cafile=str(cert))
     ctx.check_hostname = False
-    conn = client.connect("127.0.0.1", a.port, token=a.token, ssl_context=ctx)
+    conn = link.connect("127.0.0.1", a.port, token=a.token, ssl_context=ctx)
     try:
         assert json.loads(conn.root.hello())["protocol"] == 1
         assert conn._channel.stream.sock.version().startswith("TLS")
     finally:
         conn.close()
-    assert client.probe("127.0.0.1", a.port)["tls"] is True
+    assert link.probe("127.0.0.1", a.port)["tls"] is True
     # a client that insists on a certificate it does not trust is refused
     bad = ssl.create_default_context()
-    with pytest.raises(client.ConnectError) as e:
-        client.connect("127.0.0.1", a.port, token=a.token, ssl_context=bad)
+    with pytest.raises(link.ConnectError) as e:
+        link.connect("127.0.0.1", a.port, token=a.token, ssl_context=bad)
     assert e.value.reason == "protocol"
 
 
 def test_board_cannot_call_back(agent):
     """Our side is a VoidService: the board's end of the connection reaches nothing."""
-    conn = client.connect("127.0.0.1", agent.port, token=agent.token)
+    conn = link.connect("127.0.0.1", agent.port, token=agent.token)
     try:
         code = ("import gc, rpyc\n"
                 "conns = [o for o in gc.get_objects() if isinstance(o, rpyc.Connection)]\n"
@@ -201,9 +202,79 @@ def test_agent_imports_only_stdlib_and_rpyc():
                     assert name.startswith("jupyter_remote_device.agent"), (path, name)
 
 
+PKG_DIR = AGENT_DIR.parent
+# docs/ARCHITECTURE.md, "What may import what": for each room, the modules of this package it may import
+ROOM_RULES = {
+    "agent": ("jupyter_remote_device.agent",),
+    "link": ("jupyter_remote_device.link", "jupyter_remote_device.agent.wire", "jupyter_remote_device.agent.auth",
+             "=jupyter_remote_device.agent"),
+    "server": ("jupyter_remote_device.server", "jupyter_remote_device.link", "=jupyter_remote_device",
+               "jupyter_remote_device._version"),
+    "kernel": ("jupyter_remote_device.kernel", "jupyter_remote_device.link", "=jupyter_remote_device",
+               "jupyter_remote_device._version"),
+}
+
+
+def _imports_of(path):
+    """The absolute names of this package's modules that a source file imports."""
+    parts = list(path.relative_to(PKG_DIR.parent).with_suffix("").parts)
+    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "jupyter_remote_device":
+                    yield node.lineno, a.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.split(".")[0] != "jupyter_remote_device":
+                continue
+            for a in node.names:  # "from .. import link" imports a module too
+                sub = mod + "." + a.name
+                is_module = (PKG_DIR.parent / (sub.replace(".", "/") + ".py")).exists() or \
+                    (PKG_DIR.parent / sub.replace(".", "/")).is_dir()
+                yield node.lineno, sub if is_module else mod
+
+
+def _allowed(name, rules):
+    for rule in rules:
+        if rule.startswith("="):
+            if name == rule[1:]:
+                return True
+        elif name == rule or name.startswith(rule + "."):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("room", sorted(ROOM_RULES))
+def test_imports_stay_in_their_rooms(room):
+    """agent/ imports nothing of the rest; link/ only agent/'s shared wire definitions; server/ and
+    kernel/ reach boards only through link/ and never import each other (docs/ARCHITECTURE.md)."""
+    crossing = []
+    for path in sorted((PKG_DIR / room).rglob("*.py")):
+        for lineno, name in _imports_of(path):
+            if not _allowed(name, ROOM_RULES[room]):
+                crossing.append("%s:%d imports %s" % (path.relative_to(PKG_DIR), lineno, name))
+    assert not crossing, "imports crossing a room's line:\n" + "\n".join(crossing)
+
+
+def test_room_rules_catch_a_crossing(tmp_path):
+    """The rule checker itself: a kernel module importing the server is caught."""
+    rules = ROOM_RULES["kernel"]
+    assert not _allowed("jupyter_remote_device.server.manager", rules)
+    assert not _allowed("jupyter_remote_device.agent.executor", rules)
+    assert _allowed("jupyter_remote_device.link.saved", rules)
+    assert not _allowed("jupyter_remote_device.agent.executor", ROOM_RULES["link"])
+    assert _allowed("jupyter_remote_device.agent", ROOM_RULES["link"])
+
+
 def test_agent_starts_without_jupyter():
     """The agent never imports the Jupyter side (boards don't have it)."""
-    code = ("import sys, jupyter_remote_device.agent.__main__ as m, jupyter_remote_device.agent.client\n"
+    code = ("import sys, jupyter_remote_device.agent.__main__ as m, jupyter_remote_device.agent.wire\n"
             "bad = [n for n in sys.modules if n.split('.')[0] in ('jupyter_server', 'tornado', 'traitlets', "
             "'jupyter_core', 'jupyter_client', 'ipykernel')]\n"
             "print(bad)\n")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jupyter_remote_device.agent import client
+from jupyter_remote_device import link
 from jupyter_remote_device.app import READY_PREFIX, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +90,7 @@ def test_slow_loris_is_cut_off_at_the_deadline(tmp_path):
         assert cut is not None and cut < 4.0, cut
         s.close()
         # and the agent still serves
-        client.connect("127.0.0.1", port, TOKEN).close()
+        link.connect("127.0.0.1", port, TOKEN).close()
     finally:
         stop_process(p, 5)
 
@@ -144,9 +144,9 @@ def test_pending_handshakes_capped_per_address_and_in_total(tmp_path):
         deadline = time.monotonic() + 5
         while True:
             try:
-                client.connect("127.0.0.1", port, TOKEN).close()
+                link.connect("127.0.0.1", port, TOKEN).close()
                 break
-            except client.ConnectError:
+            except link.ConnectError:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert p.poll() is None
@@ -179,9 +179,9 @@ def test_out_of_file_descriptors_does_not_end_the_agent(tmp_path):
         deadline = time.monotonic() + 10
         while True:
             try:
-                conn = client.connect("127.0.0.1", port, TOKEN, timeout=3)
+                conn = link.connect("127.0.0.1", port, TOKEN, timeout=3)
                 break
-            except client.ConnectError:
+            except link.ConnectError:
                 assert time.monotonic() < deadline, "the agent does not accept again"
                 time.sleep(0.2)
         assert conn.root.exec_busy()

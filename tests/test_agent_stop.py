@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jupyter_remote_device.agent import client as agent_client
+from jupyter_remote_device import link as agent_client
 from jupyter_remote_device.app import spawn_agent, stop_process
 
 MiB = 1 << 20

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from jupyter_remote_device.agent import client, tlscert
+from jupyter_remote_device import link as client
+from jupyter_remote_device.agent import tlscert
 from jupyter_remote_device.app import READY_PREFIX, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -60,7 +60,7 @@ def test_classic_board(py, rv, tmp_path):
 def test_bundled_agent(py, rv, tmp_path):
     import rpyc
 
-    from jupyter_remote_device.agent import client
+    from jupyter_remote_device import link as client
     from jupyter_remote_device.app import main, spawn_agent, stop_process
     python = _python(py, rv)
     dest = tmp_path / "jrd-agent"

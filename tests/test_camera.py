@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from jupyter_remote_device.agent.camera import parse_frame
-from jupyter_remote_device.agent.client import connect
+from jupyter_remote_device.link import connect
 
 
 def _stats(conn):

@@ -7,14 +7,14 @@ import time
 import pytest
 import rpyc
 
-from jupyter_remote_device.agent import client
+from jupyter_remote_device import link
 
 MiB = 1 << 20
 
 
 @pytest.fixture
 def conn(agent):
-    c = client.connect("127.0.0.1", agent.port, agent.token)
+    c = link.connect("127.0.0.1", agent.port, agent.token)
     yield c
     c.close()
 
@@ -288,7 +288,7 @@ def test_recursive_delete_does_not_follow_symlinks(agent, conn, tmp_path):
 
 
 def test_abort_on_disconnect_leaves_no_temp(agent):
-    c = client.connect("127.0.0.1", agent.port, agent.token)
+    c = link.connect("127.0.0.1", agent.port, agent.token)
     h = c.root.fs_write_open("gone/file.bin", 3 * MiB, None)
     c.root.fs_write_chunk(h, os.urandom(MiB), 0)
     assert len(temps(agent.root)) == 1
@@ -298,7 +298,7 @@ def test_abort_on_disconnect_leaves_no_temp(agent):
 
 
 def test_stale_temps_removed_at_start(agent):
-    c = client.connect("127.0.0.1", agent.port, agent.token)
+    c = link.connect("127.0.0.1", agent.port, agent.token)
     h = c.root.fs_write_open("deep/er/big.bin", None, None)
     c.root.fs_write_chunk(h, os.urandom(MiB), 0)
     # a temp from some older run that the journal does not know about
@@ -312,7 +312,7 @@ def test_stale_temps_removed_at_start(agent):
     agent.restart()
     assert temps(agent.root) == []
     assert not os.path.exists(os.path.join(agent.root, "deep", "er", "big.bin"))
-    c = client.connect("127.0.0.1", agent.port, agent.token)
+    c = link.connect("127.0.0.1", agent.port, agent.token)
     try:
         assert put(c.root, "deep/er/big.bin", b"now whole")["size"] == 9
     finally:
@@ -326,7 +326,7 @@ def test_concurrent_writers(agent):
 
     def worker(i):
         try:
-            c = client.connect("127.0.0.1", agent.port, agent.token)
+            c = link.connect("127.0.0.1", agent.port, agent.token)
             try:
                 data = os.urandom(2 * MiB + i)
                 blobs[i] = data

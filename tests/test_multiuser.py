@@ -10,7 +10,7 @@ import time
 import pytest
 
 from jrd_procs import JupyterProc
-from jupyter_remote_device.agent import client
+from jupyter_remote_device import link
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ async def _add(api, agent):
 
 
 def test_agent_claim_semantics(agent):
-    a = client.connect("127.0.0.1", agent.port, token=agent.token, user="alice")
-    b = client.connect("127.0.0.1", agent.port, token=agent.token, user="bob")
+    a = link.connect("127.0.0.1", agent.port, token=agent.token, user="alice")
+    b = link.connect("127.0.0.1", agent.port, token=agent.token, user="bob")
     try:
         r = json.loads(a.root.claim("alice", "s-a", False))
         assert r["ok"] and r["holder"]["user"] == "alice"
@@ -53,7 +53,7 @@ def test_agent_claim_semantics(agent):
         assert json.loads(a.root.info())["holder"]["user"] == "bob"
         assert json.loads(a.root.claim("alice", "s-a", False))["ok"] is False
         # the user defaults to the handshake's
-        c = client.connect("127.0.0.1", agent.port, token=agent.token, user="carol")
+        c = link.connect("127.0.0.1", agent.port, token=agent.token, user="carol")
         b.close()  # the holder's connection went away: the board is free
         time.sleep(0.3)
         assert json.loads(c.root.info())["holder"] is None

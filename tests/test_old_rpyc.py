@@ -19,7 +19,7 @@ import pytest
 from jrd_helpers import wait_for
 from jupyter_remote_device.link import rpyc_family
 from jupyter_remote_device.link.bridge import WHEEL, WHEEL_SHA256
-from jupyter_remote_device.server.classic import probe_board
+from jupyter_remote_device.link.probe import probe as probe_board
 from old_boards import OldBoard, board_python
 
 BOARDS = ["5.3.1", "4.1.5"]
@@ -327,7 +327,7 @@ def test_hand_copied_bundle_runs_on_the_board_with_its_own_rpyc(board, tmp_path)
     """``jupyter remote-device bundle DIR``: copied to a Python 3.8 board whose only rpyc is 4.x/5.x."""
     import rpyc
 
-    from jupyter_remote_device.agent import client
+    from jupyter_remote_device import link as client
     from jupyter_remote_device.app import main, stop_process
     dest = tmp_path / "jrd-agent"
     assert main(["bundle", str(dest)]) == 0
@@ -348,7 +348,7 @@ def test_agent_on_the_boards_old_rpyc_gets_clear_words(board, tmp_path):
     """Our agent started with the board's rpyc 4.x/5.x: not a timeout, a message naming both versions."""
     import rpyc
 
-    from jupyter_remote_device.agent import client
+    from jupyter_remote_device import link as client
     from jupyter_remote_device.app import stop_process
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc, port, token = _agent_with(board.python, repo, tmp_path)

@@ -320,3 +320,24 @@ def test_schemathesis_in_network_namespace(tmp_path):
     assert not result["failures"], json.dumps(result["failures"][:10], indent=1)
     bad5xx = {s: n for s, n in result["status_counts"].items() if int(s) >= 500 and int(s) not in (502, 504)}
     assert not bad5xx, result["status_counts"]
+
+
+def test_error_table_matches_the_spec_and_the_code():
+    """server/errors.py's STATUS is openapi.yaml's x-reasons, and every reason the code gives
+    (ApiError(status, "reason"), error("reason"), LinkError("reason")) is in it with that status."""
+    from jupyter_remote_device.server.errors import STATUS
+
+    assert load_spec()["components"]["schemas"]["Error"]["x-reasons"] == STATUS
+    pkg = SPEC_PATH.parent.parent
+    wrong = []
+    for path in sorted(pkg.rglob("*.py")):
+        if "agent" in path.relative_to(pkg).parts:
+            continue
+        text = path.read_text()
+        for m in re.finditer(r'ApiError\((\d{3}), "([a-z-]+)"', text):
+            if STATUS.get(m.group(2)) != int(m.group(1)):
+                wrong.append("%s: %s" % (path.name, m.group(0)))
+        for m in re.finditer(r'\b(?:error|LinkError)\("([a-z-]+)"', text):
+            if m.group(1) not in STATUS:
+                wrong.append("%s: %s" % (path.name, m.group(0)))
+    assert not wrong, wrong

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from jupyter_remote_device.agent import client
+from jupyter_remote_device import link as client
 
 
 def make_wheel(folder, name, version, value, requires=()):

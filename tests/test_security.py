@@ -25,7 +25,8 @@ from jupyter_server.auth.authorizer import Authorizer
 from rpyc.utils.server import ThreadedServer
 
 from jrd_helpers import tls_if_offered
-from jupyter_remote_device.agent import auth, client
+from jupyter_remote_device import link
+from jupyter_remote_device.agent import auth
 from jupyter_remote_device.server import handlers as jrd_handlers
 
 NAMESPACE = "jupyter-remote-device/"
@@ -238,7 +239,7 @@ def test_failed_attempts_are_slowed(agent):
     # FailureLimiter: base 0.2 s, growing with recent failures; loose lower bound only
     assert elapsed >= 0.2 * n, elapsed
     # the right token still works straight after
-    conn = client.connect("127.0.0.1", agent.port, token=agent.token)
+    conn = link.connect("127.0.0.1", agent.port, token=agent.token)
     try:
         assert json.loads(conn.root.hello())["protocol"] == 1
     finally:
@@ -298,7 +299,7 @@ def test_malformed_handshakes_refused(agent):
             assert b'"ok":true' not in data.replace(b" ", b"")
         finally:
             s.close()
-    conn = client.connect("127.0.0.1", agent.port, token=agent.token)
+    conn = link.connect("127.0.0.1", agent.port, token=agent.token)
     conn.close()
 
 
@@ -310,7 +311,7 @@ def test_insecure_no_auth_warns_loudly(tmp_path):
         line = p.stdout.readline()
         assert line.startswith("JRD-AGENT LISTENING"), line
         port = int(line.rsplit(":", 1)[1])
-        conn = client.connect("127.0.0.1", port)  # no token needed
+        conn = link.connect("127.0.0.1", port)  # no token needed
         conn.close()
     finally:
         p.terminate()
@@ -327,8 +328,8 @@ def test_without_flag_a_token_is_always_required(tmp_path):
     try:
         lines = [p.stdout.readline(), p.stdout.readline()]
         port = int(lines[1].rsplit(":", 1)[1])
-        with pytest.raises(client.ConnectError) as e:
-            client.connect("127.0.0.1", port, token=None)
+        with pytest.raises(link.ConnectError) as e:
+            link.connect("127.0.0.1", port, token=None)
         assert e.value.reason == "auth-failed"
     finally:
         p.terminate()
@@ -373,13 +374,13 @@ def test_agent_debug_log_has_no_token(tmp_path):
     try:
         line = p.stdout.readline()
         port = int(line.rsplit(":", 1)[1])
-        conn = client.connect("127.0.0.1", port, token=secret)
+        conn = link.connect("127.0.0.1", port, token=secret)
         json.loads(conn.root.info())
         sid = conn.root.camera_open("0", 160, 120, 50, 0)
         assert conn.root.camera_next(sid, -1, 5.0)
         conn.close()
-        with pytest.raises(client.ConnectError):
-            client.connect("127.0.0.1", port, token=secret[:-1])
+        with pytest.raises(link.ConnectError):
+            link.connect("127.0.0.1", port, token=secret[:-1])
     finally:
         p.terminate()
         out, err = p.communicate(timeout=10)

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from jrd_helpers import free_port
-from jupyter_remote_device.agent import client, service_install, tlscert
+from jupyter_remote_device import link
+from jupyter_remote_device.agent import service_install, tlscert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,8 +111,8 @@ def _wait_port(port, token, timeout=30):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return client.connect("127.0.0.1", port, token, timeout=2)
-        except client.ConnectError:
+            return link.connect("127.0.0.1", port, token, timeout=2)
+        except link.ConnectError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -169,7 +170,7 @@ def test_sysv_script_runs_restarts_and_stops_the_agent(tmp_path):
     time.sleep(0.3)
     for pid in (first, second):
         assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split(") ")[1][0] == "Z"
-    with pytest.raises(client.ConnectError):
-        client.connect("127.0.0.1", port, "svc-test-token", timeout=2)
+    with pytest.raises(link.ConnectError):
+        link.connect("127.0.0.1", port, "svc-test-token", timeout=2)
     r = subprocess.run(["sh", script, "status"], env=env, capture_output=True, text=True)
     assert r.returncode == 3 and "stopped" in r.stdout

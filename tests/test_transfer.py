@@ -355,7 +355,7 @@ async def test_file_content_put_get_round_trip(api, agent, connected, jp_fetch):
 
 async def test_transfer_manager_direct(agent, jp_root_dir):
     """TransferManager / Upload / download with a minimal session (real connections)."""
-    from jupyter_remote_device.agent import client
+    from jupyter_remote_device import link
     from jupyter_remote_device.server.transfer import TransferManager, Upload, download
 
     class Session:
@@ -363,7 +363,7 @@ async def test_transfer_manager_direct(agent, jp_root_dir):
         name = "direct"
 
         def connect_new(self):
-            return client.connect("127.0.0.1", agent.port, agent.token)
+            return link.connect("127.0.0.1", agent.port, agent.token)
 
     events = []
     tm = TransferManager(str(jp_root_dir), events.append)

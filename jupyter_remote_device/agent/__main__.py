@@ -14,14 +14,14 @@ import threading
 from rpyc.utils.helpers import classpartial
 
 from . import __version__, auth
-from .client import CLIENT_CONFIG
 from .server import AgentServer
 from .service import AgentService, Board
+from .wire import RPYC_CONFIG
 
 CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
 
 # the same locked-down rpyc settings as our client side: exposed_* methods only, no pickle
-SERVER_CONFIG = dict(CLIENT_CONFIG)
+SERVER_CONFIG = dict(RPYC_CONFIG)
 
 
 def forget_cli():

@@ -25,9 +25,8 @@ from rpyc.utils.authenticators import AuthenticationError
 
 from .digest import compare_digest, hmac_sha256
 from .sysinfo import rpyc_version
+from .wire import greeting
 
-MAGIC = b"JRD-AGENT/"
-PROTOCOL = 1
 MAX_LINE = 4096
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -125,9 +124,7 @@ class AgentAuthenticator(object):
             deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         sock.settimeout(max(0.001, deadline - time.monotonic()))
         try:
-            hello = {"version": self.version, "protocol": PROTOCOL, "tls": self.ssl_context is not None,
-                     "rpyc": rpyc_version()}
-            sock.sendall(MAGIC + str(PROTOCOL).encode() + b" " + json.dumps(hello).encode() + b"\n")
+            sock.sendall(greeting(self.version, self.ssl_context is not None, rpyc=rpyc_version()))
             if self.ssl_context is not None:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
                 sock = self.ssl_context.wrap_socket(sock, server_side=True)

@@ -18,7 +18,8 @@ import os
 import threading
 import time
 
-STOP_PREFIX = "agent-stopping: "
+from .wire import STOP_PREFIX
+
 NOTICE_S = 3.5   # a little more than the Jupyter side's default heartbeat interval (3 s)
 FORCE_S = 1.5    # after the clean-up, how long the main thread may still take
 

@@ -12,12 +12,13 @@ import ipaddress
 import os
 import socket
 
+from .wire import NO_MDNS_ENV
+
 SERVICE_TYPE = "_jupyter-device._tcp.local."
 
 
-# Set to "1" to keep mDNS off whatever the options say: the test suite sets it so that no
+# NO_MDNS_ENV set to "1" keeps mDNS off whatever the options say: the test suite sets it so that no
 # test can multicast on the machine's real interfaces (tests inside a network namespace unset it).
-NO_MDNS_ENV = "JUPYTER_REMOTE_DEVICE_NO_MDNS"
 
 
 def available():

@@ -6,7 +6,6 @@ device root and a few flags; the server never sends a command line.
 """
 import collections
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -15,9 +14,8 @@ import sysconfig
 import threading
 import time
 
-# a requirement: a name, optional extras, optional version specifiers / markers-free
-REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\[[A-Za-z0-9._,-]{1,200}\])?"
-                            r"([<>=!~]=?[A-Za-z0-9.*+!_-]{1,60}(,[<>=!~]=?[A-Za-z0-9.*+!_-]{1,60}){0,9})?$")
+from .wire import REQUIREMENT_RE  # a name, extras, version specifiers (shared with the Jupyter side)
+
 MIN_FREE = 20 * 1024 * 1024     # bytes pip needs at least, whatever it installs
 MAX_LOG = 1024 * 1024           # undelivered log kept per run
 MAX_RUNS = 8

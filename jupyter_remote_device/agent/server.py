@@ -7,7 +7,7 @@
   per read: a client dribbling one byte at a time is cut off at the deadline, TLS included); at
   most ``max_pending`` handshakes run at once, at most ``max_pending_per_address`` from one
   address; connections beyond that are closed at once.
-* Authenticated connections skip zlib and re-slicing and refuse absurd frames (client.py).
+* Authenticated connections skip zlib and re-slicing and refuse absurd frames (wire.py).
 
 Standard library + rpyc, Python 3.8 syntax.
 """
@@ -19,7 +19,7 @@ import time
 from rpyc.lib import spawn
 from rpyc.utils.server import ThreadedServer
 
-from .client import BoundedChannel, TunedSocketStream, tune_socket
+from .wire import channel
 
 _RETRY_ERRNOS = frozenset(getattr(errno, n) for n in (
     "EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECONNABORTED", "EPROTO", "EPERM", "ENOSR", "ETIMEDOUT",
@@ -161,10 +161,9 @@ class AgentServer(ThreadedServer):
 
     # -- authenticated connections ------------------------------------------------------
     def _serve_client(self, sock, credentials):
-        tune_socket(sock)
         config = dict(self.protocol_config, credentials=credentials,
                       endpoints=(sock.getsockname(), sock.getpeername()), logger=self.logger)
-        conn = self.service._connect(BoundedChannel(TunedSocketStream(sock), compress=False), config)
+        conn = self.service._connect(channel(sock), config)
         self._handle_connection(conn)
 
 

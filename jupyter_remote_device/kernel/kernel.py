@@ -14,14 +14,11 @@ import uuid
 
 from ipykernel.kernelbase import Kernel
 
-from ..agent.executor import CAMERA_MIME, is_complete as _is_complete
+from .. import __version__
+from ..link.wire import CAMERA_MIME
 from . import boards
 from .boards import AGENT_PORT, CLASSIC_PORT, BoardError, Target
-
-try:
-    from .._version import __version__
-except Exception:  # pragma: no cover - version file is generated at build time
-    __version__ = "0.0.0"
+from .syntax import is_complete as _is_complete
 
 POLL_WAIT = 0.5
 MAGICS = ("%connect", "%disconnect", "%devices", "%camera", "%pip")

@@ -14,7 +14,9 @@ import struct
 import threading
 import time
 
-from .errors import ApiError, bad_request
+from ..link.checks import data as board_data
+from ..link.errors import LinkError, is_connection_error, is_remote, message_of
+from .errors import ApiError, api_error, bad_request
 
 PIPELINE = 2           # camera_next calls in flight per device stream
 NEXT_TIMEOUT = 1.0     # seconds the agent may hold one camera_next
@@ -93,28 +95,15 @@ def parse_header(frame):
 
 
 def map_error(e, device_name):
-    """An ApiError for what a blocking camera call raised."""
-    if isinstance(e, ApiError):
-        return e
-    msg = str(e.args[0]) if getattr(e, "args", None) else type(e).__name__
-    if hasattr(e, "_remote_tb") and msg.startswith("no camera "):
-        return ApiError(404, "not-found", msg)
-    try:
-        from .session import ConnectionLost, map_remote_error
-    except ImportError:  # pragma: no cover
-        return ApiError(502, "protocol", "%s: %s" % (device_name, msg))
-    err = map_remote_error(e, device_name)
-    if isinstance(err, ConnectionLost):
-        return ApiError(502, "protocol", str(err))
-    return err
+    """An ApiError for what a blocking camera call raised (errors.api_error; a missing camera is 404)."""
+    if is_remote(e) and message_of(e).startswith("no camera "):
+        return ApiError(404, "not-found", message_of(e))
+    return api_error(e, device_name)
 
 
 def is_link_error(e):
-    if hasattr(e, "_remote_tb"):
-        return False
-    if type(e).__name__ in ("AsyncResultTimeout", "ConnectError"):
-        return True
-    return isinstance(e, (EOFError, ConnectionError, OSError, TimeoutError))
+    """The camera connection broke (reconnect), rather than the board refusing (error)."""
+    return not is_remote(e) and (isinstance(e, (LinkError, EOFError, OSError, TimeoutError)) or is_connection_error(e))
 
 
 def close_quietly(conn):
@@ -267,8 +256,9 @@ class DeviceStream(object):
             if not data:
                 continue  # timeout on the board: nothing new (fps cap, slow sensor)
             try:
-                frame = Frame(bytes(data), parse_header(data))
-            except (ValueError, TypeError, struct.error) as e:
+                data = board_data(data, "a camera frame")
+                frame = Frame(data, parse_header(data))
+            except (ValueError, TypeError, struct.error, LinkError) as e:
                 raise ApiError(502, "protocol", "the board sent a malformed camera frame (%s)" % e)
             seq = frame.seq
             if self.last_seq is not None and seq > self.last_seq + 1:

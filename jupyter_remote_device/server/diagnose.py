@@ -15,9 +15,8 @@ import time
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 
-from .. import __version__
-from ..agent import auth, client
-from ..link import rpyc_family
+from .. import __version__, link
+from ..link import rpyc_family, wire
 from .errors import ApiError, bad_request
 
 STEPS = ("resolve", "route", "tcp", "protocol", "tls", "auth", "version")
@@ -190,7 +189,7 @@ class Doctor(object):
             return _step("protocol", False, "%s:%d closes the connection without a word." % (self.ip, self.port),
                          "Not an agent: something accepts and hangs up (a proxy, a port forwarder with "
                          "nothing behind it, or a service limiting clients).")
-        if head.startswith(auth.MAGIC):
+        if head.startswith(wire.MAGIC):
             line = head.split(b"\n", 1)[0]
             try:
                 self.hello = json.loads(line.split(b" ", 1)[1].decode("utf-8"))
@@ -203,7 +202,7 @@ class Doctor(object):
             return _step("protocol", True, "A jupyter-remote-device agent answers (version %s)." % (
                 str(self.hello.get("version"))[:40]))
         family = rpyc_family.family_of(head)
-        if family is not None or client.looks_like_rpyc_frame(head):
+        if family is not None or wire.looks_like_rpyc_frame(head):
             self.kind = "classic"
             return _step("protocol", True, "A stock rpyc classic server answers (%s, as MaixPy3 boards run on "
                          "18812): it works without the agent, which the server sends over." % (
@@ -263,9 +262,9 @@ class Doctor(object):
             return _step("auth", None, "rpyc classic servers have no authentication: anyone who reaches the "
                          "port can run code on the board.", "Prefer the agent (or SSH) on shared networks.")
         try:
-            conn = client.connect(self.ip, self.port, token=self.token, timeout=self.timeout, tls=self.tls,
+            conn = link.connect(self.ip, self.port, token=self.token, timeout=self.timeout, tls=self.tls,
                                   user=self.manager.user_name)
-        except client.ConnectError as e:
+        except link.LinkError as e:
             if e.reason == "auth-failed":
                 hint = ("The agent prints its token when it starts (JRD-AGENT TOKEN …) and keeps it in "
                         "~/.config/jupyter-remote-device/token on the board. Give it in Add device… "

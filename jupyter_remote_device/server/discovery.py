@@ -2,7 +2,7 @@
 
 * **Probe** (``DeviceManager.probe_hosts`` x ``probe_ports``): every
   ``probe_interval`` seconds each address is asked what answers on each port
-  (``client.probe``: the agent's greeting, a stock rpyc classic server's first
+  (``link.probe``: the agent's greeting, a stock rpyc classic server's first
   frame, or something else). New agents and classic servers are listed with
   ``source: "probe"``; known devices go offline/online through the manager's own
   status loop. Nothing is probed unless configured; CIDRs larger than
@@ -20,9 +20,9 @@ import ipaddress
 import os
 import socket
 
-from ..agent import client
-from ..agent.mdns import NO_MDNS_ENV
-from .classic import probe_board
+from ..link import LinkError, probe
+from ..link.saved import device_id_for
+from ..link.wire import NO_MDNS_ENV
 from .errors import ApiError
 
 MAX_EXPANSION = 1024
@@ -155,13 +155,13 @@ class Discovery:
         async with self._sem:
             timeout = min(PROBE_TIMEOUT, float(m.connect_timeout))
 
-            def probe():
+            def look():
                 ip = m.resolve_allowed(host, port)   # name lookup + allowed_networks
-                return ip, probe_board(ip, port, timeout=timeout)
+                return ip, probe(ip, port, timeout=timeout)
 
             try:
-                ip, found = await m.run_with_timeout(probe, timeout=timeout)
-            except (client.ConnectError, ApiError, OSError, socket.error):
+                ip, found = await m.run_with_timeout(look, timeout=timeout)
+            except (LinkError, ApiError, OSError, socket.error):
                 self._dismissed.discard(key)
                 return
         kind = found.get("kind")
@@ -169,20 +169,15 @@ class Discovery:
             return
         if key in self._dismissed:
             return
-        from .manager import device_id_for
         if device_id_for(host, port) in m.devices or device_id_for(ip, port) in m.devices:
             return  # already listed (config, manual, an earlier round): the status loop keeps it fresh
         try:
-            dev, created = m.add_device(host, port, source="probe", persist=False)
+            dev, created = m.found(host, port, kind, "probe")
         except ApiError as e:
             self.log.info("remote-device: probe found %s:%d but cannot list it: %s", host, port, e.message)
             return
         if created:
             self._added[key] = dev.id
-            dev.kind = kind
-            if dev.id not in m.sessions:
-                dev.status = "online"
-            m.changed(dev)
             self.log.info("remote-device: found %s on %s:%d", "an agent" if kind == "agent" else
                           "an rpyc classic server", host, port)
 
@@ -261,21 +256,16 @@ class MdnsBrowser:
                 continue
             label = props.get("name") or name.split("." + SERVICE_TYPE)[0]
             try:
-                dev, created = m.add_device(ip, int(info.port), name=label[:100], source="mdns", persist=False)
+                dev, created = m.found(ip, int(info.port), "agent", "mdns", name=label[:100])
             except ApiError as e:
                 self.log.info("remote-device: mDNS found %s but cannot list it: %s", name, e.message)
                 continue
             if created:
-                dev.kind = "agent"
-                m.changed(dev)
                 self.log.info("remote-device: mDNS found %s at %s:%d", label, ip, info.port)
             self.names[name] = dev.id
             return
 
     def _removed(self, name):
         did = self.names.pop(name, None)
-        m = self.manager
-        dev = m.devices.get(did) if did else None
-        if dev is not None and dev.id not in m.sessions and dev.status != "offline":
-            dev.status, dev.error = "offline", "the board stopped announcing itself (mDNS)"
-            m.changed(dev)
+        if did:
+            self.manager.lost(did, "the board stopped announcing itself (mDNS)")

@@ -405,11 +405,8 @@ class EventsHandler(_SocketBase):
         self.manager.remove_listener(self.send_json)
 
 
-def setup_handlers(server_app):
-    from .camera_ws import CameraHandler
-    from .pull import PullHandler  # pull.py builds on BaseHandler above
-
-    web_app = server_app.web_app
+def make_manager(server_app):
+    """The DeviceManager (configured from the server's config) and its TransferManager."""
     manager = DeviceManager(parent=server_app, log=server_app.log)
     try:
         from .transfer import TransferManager
@@ -419,6 +416,19 @@ def setup_handlers(server_app):
         server_app.log.warning("remote-device: file transfers unavailable: %s", e)
     from . import record
     record.setup(manager, server_app.root_dir, server_app.log)
+    return manager
+
+
+def setup_handlers(server_app, manager=None):
+    """Register the routes; ``manager`` comes from the extension's initialize_settings (made here
+    when absent). Background work starts once the loop runs."""
+    from . import record
+    from .camera_ws import CameraHandler
+    from .pull import PullHandler  # pull.py builds on BaseHandler above
+
+    web_app = server_app.web_app
+    if manager is None:
+        manager = make_manager(server_app)
     web_app.settings["jrd_manager"] = manager
     base = url_path_join(web_app.settings["base_url"], NAMESPACE)
     routes = [

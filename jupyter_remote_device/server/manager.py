@@ -1,11 +1,8 @@
 """DeviceManager: the one owner of devices, sessions and their configuration."""
 import asyncio
-import hashlib
 import ipaddress
-import json
 import os
 import re
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,18 +10,14 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..agent import client
-from .classic import probe_board
+from ..link import LinkError, Policy, dial, probe, saved
+from ..link.saved import device_id_for  # noqa: F401 (the id of a board: server and kernel agree)
 from .config import LooseDict, LooseList
-from .errors import ApiError, bad_request, not_found
-from .session import DeviceSession, connect_error_to_api
+from .errors import ApiError, api_error, bad_request, not_found
+from .session import DeviceSession
 
 SOURCES = ("config", "manual", "probe", "mdns", "ssh")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
-
-
-def device_id_for(host, port):
-    return hashlib.sha1(("%s:%d" % (host.lower(), port)).encode()).hexdigest()[:12]
 
 
 def normalize_host(host):
@@ -143,7 +136,7 @@ class DeviceManager(LoggingConfigurable):
         self._listeners = set()
         self._tasks = []
         self.pool = ThreadPoolExecutor(max_workers=48, thread_name_prefix="jrd")
-        self._networks = self._parse_networks()
+        self._policy = (None, None)
         self.transfers = None
         self._load()
         for entry in self.configured_devices:
@@ -158,14 +151,15 @@ class DeviceManager(LoggingConfigurable):
                 self.log.error("remote-device: cannot write %s: %s", self.devices_file, e)
 
     # -- configuration -------------------------------------------------------
-    def _parse_networks(self):
-        nets = []
-        for cidr in self.allowed_networks:
-            try:
-                nets.append(ipaddress.ip_network(str(cidr), strict=False))
-            except ValueError:
-                self.log.error("remote-device: ignoring invalid allowed_networks entry %r", cidr)
-        return nets
+    @property
+    def policy(self):
+        """The link's Policy from this manager's settings (rebuilt when they change)."""
+        key = (tuple(self.allowed_networks), self.connect_timeout, tuple(sorted(self.tokens.items())),
+               self.user_name)
+        if self._policy[0] != key:
+            self._policy = (key, Policy(self.allowed_networks, self.connect_timeout, self.tokens,
+                                        user=self.user_name, log=self.log))
+        return self._policy[1]
 
     def _add_config_entry(self, entry):
         if isinstance(entry, str):
@@ -178,23 +172,19 @@ class DeviceManager(LoggingConfigurable):
                         persist=False)
 
     def token_for(self, host, port):
-        return self.tokens.get("%s:%d" % (host, port)) or self.tokens.get(host)
+        return self.policy.token_for(host, port)
 
     def is_allowed(self, ip):
-        addr = ipaddress.ip_address(ip)
-        return any(addr in net for net in self._networks)
+        return self.policy.is_allowed(ip)
 
     # -- persistence ---------------------------------------------------------
     def _load(self):
         try:
-            with open(self.devices_file) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            return
+            found = saved.load(self.devices_file, strict=True)
         except (OSError, ValueError) as e:
             self.log.error("remote-device: cannot read %s: %s", self.devices_file, e)
             return
-        for d in data.get("devices", []):
+        for d in found:
             if d.get("source") == "config":
                 continue  # the configuration says which of these still exist
             try:
@@ -207,15 +197,8 @@ class DeviceManager(LoggingConfigurable):
     def save(self):
         """Write the boards a kernel's ``%connect NAME`` can find: manual and SSH boards (restored at
         the next start) and configured ones (listed for kernels; the configuration restores them)."""
-        saved = [d.to_saved() for d in self.devices.values() if d.source in ("manual", "ssh", "config")]
-        path = self.devices_file
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"devices": saved}, f, indent=1)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        saved.save([d.to_saved() for d in self.devices.values() if d.source in ("manual", "ssh", "config")],
+                   self.devices_file)
 
     # -- events --------------------------------------------------------------
     def add_listener(self, fn):
@@ -288,6 +271,24 @@ class DeviceManager(LoggingConfigurable):
         self._spawn(self.refresh_status(dev))
         return dev, True
 
+    def found(self, host, port, kind, source, name=None):
+        """Discovery found a board (``kind`` "agent" | "classic"): list it as ``source``, not saved.
+        Returns (device, created); a device already listed is left as it is."""
+        dev, created = self.add_device(host, port, name=name, source=source, persist=False)
+        if created:
+            dev.kind = kind
+            if dev.id not in self.sessions:
+                dev.status = "online"
+            self.changed(dev)
+        return dev, created
+
+    def lost(self, device_id, why):
+        """Discovery lost sight of a board (mDNS goodbye): offline unless a session holds it."""
+        dev = self.devices.get(device_id)
+        if dev is not None and dev.id not in self.sessions and dev.status != "offline":
+            dev.status, dev.error = "offline", why
+            self.changed(dev)
+
     async def remove_device(self, device_id):
         dev = self.get(device_id)
         if self.transfers is not None:
@@ -305,47 +306,24 @@ class DeviceManager(LoggingConfigurable):
     def resolve_allowed(self, host, port):
         """BLOCKING: the first address of host that allowed_networks permits (or ApiError)."""
         try:
-            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        except socket.gaierror as e:
-            raise ApiError(502, "unreachable", "Cannot resolve %s: %s" % (host, e.strerror or e))
-        for info in infos:
-            ip = info[4][0].split("%")[0]
-            if self.is_allowed(ip):
-                return ip
-        raise ApiError(403, "not-allowed", "%s resolves outside the networks this server may dial "
-                       "(DeviceManager.allowed_networks)" % host)
+            return self.policy.resolve(host, port)
+        except LinkError as e:
+            raise api_error(e)
 
     def dial(self, device, timeout=None):
-        """BLOCKING: a new authenticated connection to the device's agent."""
+        """BLOCKING: a new authenticated connection to the device's agent (or classic board)."""
         if device.ssh:  # through the SSH tunnel to the board's loopback (ssh.py)
             from .ssh import links
             return links(self).connect_blocking(device, timeout or self.connect_timeout)
-        ip = self.resolve_allowed(device.host, device.port)
-        if device.kind is None:  # not probed yet: a silent rpyc classic server would look like a timeout
-            try:
-                device.kind = probe_board(ip, device.port, timeout=min(2.0, timeout or self.connect_timeout)
-                                          ).get("kind")
-            except client.ConnectError as e:
-                raise connect_error_to_api(e)
-        if device.kind == "classic":  # seen by a probe (stock rpyc_classic servers wait for us to speak)
-            from .classic import connect_classic
-            try:
-                return connect_classic(ip, device.port, timeout=timeout or self.connect_timeout)
-            except ApiError as e:
-                if e.reason != "protocol":
-                    raise
-                device.kind = None  # something else answers now: try the agent
+
+        def found(kind):
+            device.kind = kind
+
         try:
-            return client.connect(ip, device.port, token=device.token,
-                                  timeout=timeout or self.connect_timeout, tls=device.tls,
-                                  user=self.user_name)
-        except client.ConnectError as e:
-            if e.kind == "classic":
-                # a stock rpyc classic server (MaixPy3's 18812): drive it with the agent code sent over
-                device.kind = "classic"
-                from .classic import connect_classic
-                return connect_classic(ip, device.port, timeout=timeout or self.connect_timeout)
-            raise connect_error_to_api(e)
+            return dial(device.host, device.port, self.policy, kind=device.kind, token=device.token,
+                        tls=device.tls, timeout=timeout, on_kind=found)
+        except LinkError as e:
+            raise api_error(e)
 
     async def run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -371,16 +349,15 @@ class DeviceManager(LoggingConfigurable):
                 self.changed(dev)
             return
 
-        def probe():
-            ip = self.resolve_allowed(dev.host, dev.port)
-            return probe_board(ip, dev.port, timeout=t)  # client.probe + silent rpyc classic servers
+        def look():
+            return probe(self.resolve_allowed(dev.host, dev.port), dev.port, timeout=t)
 
         try:
-            found = await self.run_with_timeout(probe, timeout=t)
+            found = await self.run_with_timeout(look, timeout=t)
             status, kind, error = "online", found.get("kind"), None
             if kind is None:
                 error = "something answers on this port, but it is not an agent"
-        except client.ConnectError as e:
+        except LinkError as e:
             status, kind, error = "offline", dev.kind, e.message
         except ApiError as e:
             status, kind, error = "offline", dev.kind, e.message

@@ -15,7 +15,7 @@ import time
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 
-from ..agent.packages import REQUIREMENT_RE
+from ..link.wire import REQUIREMENT_RE
 from .errors import ApiError, bad_request
 from .transfer import (
     CHUNK_TIMEOUT,

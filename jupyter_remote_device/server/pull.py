@@ -34,7 +34,9 @@ from jupyter_server.auth.decorator import authorized
 
 from .errors import ApiError, bad_request, outside_root
 from .handlers import BaseHandler
-from .transfer import CHUNK, IN_FLIGHT, MAX_DEVICE_PATH, Job, _dev_join, _inside, _wait, check_device_path
+from .transfer import Job
+from .transfer_board import CHUNK, IN_FLIGHT, _wait
+from .transfer_paths import MAX_DEVICE_PATH, _dev_join, _inside, check_device_path
 
 MAX_ENTRIES = 20000            # files + folders in one folder pull
 MAX_FILE_SIZE = 1 << 40        # a size beyond this is not a real file

@@ -6,55 +6,16 @@ camera stream (stream.py) and every transfer (transfer.py), because one rpyc
 connection is served by one agent thread, one call at a time.
 """
 import asyncio
-import json
 import socket
 import threading
 import time
 import uuid
 
 import rpyc
-from rpyc.core.async_ import AsyncResultTimeout
 
-from ..agent.client import ConnectError
-from .errors import ApiError
-
-STATUS_TO_HTTP = {"timeout": 504}
-
-
-def connect_error_to_api(e):
-    return ApiError(STATUS_TO_HTTP.get(e.reason, 502), e.reason, e.message)
-
-
-def _remote_message(e):
-    if e.args:
-        return str(e.args[-1] if isinstance(e, OSError) and len(e.args) > 1 else e.args[0])
-    return type(e).__name__
-
-
-def plain(value, what="an answer"):
-    """A board's answer must be plain data (brine values): never an object reference (netref),
-    whose every use would be a call into the board."""
-    if isinstance(value, rpyc.BaseNetref):
-        raise ApiError(502, "protocol", "The board sent %s that is an object reference, not data: "
-                       "it is not a well-behaved agent" % what)
-    if type(value) is tuple:
-        for v in value:
-            plain(v, what)
-    return value
-
-
-def json_text(value, what="an answer"):
-    """Parse a board's JSON answer (a str) into a dict, or ApiError 502 protocol."""
-    plain(value, what)
-    if type(value) not in (str, bytes):
-        raise ApiError(502, "protocol", "The board sent %s that is not JSON text" % what)
-    try:
-        data = json.loads(value)
-    except ValueError:
-        raise ApiError(502, "protocol", "The board sent %s that is not valid JSON" % what)
-    if not isinstance(data, dict):
-        raise ApiError(502, "protocol", "The board sent %s that is not a JSON object" % what)
-    return data
+from ..link import ConnectionLost, LinkError, board_error, json_text, plain
+from ..link.errors import BoardStopped
+from .errors import ApiError, api_error
 
 
 def _shutdown(conn):
@@ -65,46 +26,18 @@ def _shutdown(conn):
         pass
 
 
-class ConnectionLost(Exception):
-    """The control connection broke (EOF, reset, heartbeat timeout)."""
-
-
-class BoardStopped(ConnectionLost):
-    """The agent said it is stopping (SIGTERM, a service stop): the session ends, no reconnect."""
-
-
-STOP_PREFIX = "agent-stopping: "  # agent/lifecycle.py
-
-
 def map_remote_error(e, device_name=""):
-    """Turn what an rpyc call raised into an ApiError (remote) or ConnectionLost (link)."""
-    if isinstance(e, ApiError):
-        return e
-    if isinstance(e, ConnectError):
-        return connect_error_to_api(e)
-    if isinstance(e, AsyncResultTimeout):
-        return ApiError(504, "timeout", "The board %s did not answer in time" % device_name)
-    remote = hasattr(e, "_remote_tb")
-    if not remote:
-        if isinstance(e, (EOFError, ConnectionError, OSError)):
-            return ConnectionLost("the connection to %s broke: %s" % (device_name, e or type(e).__name__))
-        return ApiError(502, "protocol", "Unexpected error talking to %s: %s" % (device_name, e))
-    msg = _remote_message(e)
-    if msg.startswith(STOP_PREFIX):
-        return BoardStopped(msg[len(STOP_PREFIX):])
-    if isinstance(e, PermissionError):
-        return ApiError(403, "outside-root", msg)
-    if isinstance(e, FileNotFoundError):
-        return ApiError(404, "not-found", msg)
-    if isinstance(e, FileExistsError):
-        return ApiError(409, "exists", msg)
-    if isinstance(e, OSError) and getattr(e, "errno", None) == 39:  # ENOTEMPTY
-        return ApiError(409, "not-empty", msg)
-    if isinstance(e, (IsADirectoryError, NotADirectoryError, ValueError, TypeError, KeyError)):
-        return ApiError(400, "bad-request", msg)
-    if isinstance(e, OSError):
-        return ApiError(409, "os-error", "The board could not do it: %s" % msg)
-    return ApiError(502, "protocol", "The board reported an error: %s: %s" % (type(e).__name__, msg))
+    """What an rpyc call raised: ConnectionLost when the link itself broke, else an ApiError."""
+    err = board_error(e, device_name or "the board")
+    return err if isinstance(err, ConnectionLost) else api_error(err)
+
+
+def checked_json(value, what):
+    """link.checks.json_text, with its LinkError as an ApiError."""
+    try:
+        return json_text(value, what)
+    except LinkError as e:
+        raise api_error(e)
 
 
 class DeviceSession:
@@ -142,7 +75,7 @@ class DeviceSession:
             claim = root.claim
         except AttributeError:  # an agent without the holder concept
             return
-        reply = json_text(claim(self.manager.user_name, self.session_id, bool(take_over)), "a claim reply")
+        reply = checked_json(claim(self.manager.user_name, self.session_id, bool(take_over)), "a claim reply")
         if not reply.get("ok"):
             holder = reply.get("holder") or {}
             raise ApiError(409, "in-use", "%s is in use by %s (since %s). Take it over explicitly with "
@@ -161,12 +94,12 @@ class DeviceSession:
             root = conn.root
             self._claim(root, take_over)
             info_fn = root.info
-            info = json_text(info_fn(), "its info")
+            info = checked_json(info_fn(), "its info")
             self._fns = (root, {"info": info_fn})
         except BaseException as e:
             _shutdown(conn)
             _close_quietly(conn)
-            if isinstance(e, (ApiError, ConnectError)):
+            if isinstance(e, ApiError):
                 raise
             err = map_remote_error(e, self.device.name)
             if isinstance(err, BoardStopped):
@@ -192,7 +125,7 @@ class DeviceSession:
         self.conn, self.root = conn, root
         self.connected_at = time.time()
         self.device.info = info
-        self.device.kind = getattr(conn, "jrd_kind", "agent")  # "classic": server/classic.py
+        self.device.kind = getattr(conn, "jrd_kind", "agent")  # "classic": link/classic.py
         self.device.error = None
         self._stopped = None
         self.device.status = "connected"
@@ -223,10 +156,10 @@ class DeviceSession:
         if fn is None:
             fn = cache[name] = getattr(root, name)
         if timeout is None:
-            return plain(fn(*args))
+            return plain(fn(*args), "an answer to %s" % name)
         res = rpyc.async_(fn)(*args)
         res.set_expiry(timeout)
-        return plain(res.value)
+        return plain(res.value, "an answer to %s" % name)
 
     async def call(self, name, *args, timeout=None):
         """Run ``root.<name>(*args)`` in a worker thread; errors become ApiError."""
@@ -246,7 +179,7 @@ class DeviceSession:
             raise err
 
     async def call_json(self, name, *args, timeout=None):
-        return json_text(await self.call(name, *args, timeout=timeout), "an answer to %s" % name)
+        return checked_json(await self.call(name, *args, timeout=timeout), "an answer to %s" % name)
 
     async def exec(self, code, timeout=30.0):
         """Run code in the REST namespace; returns {"stdout","stderr","error"}."""
@@ -304,7 +237,7 @@ class DeviceSession:
                 return
             try:
                 info = json_text(raw, "its info")
-            except ApiError:
+            except LinkError:
                 continue
             self.device.info = info
             if self._taken_over(info):

@@ -29,7 +29,6 @@ The SSH connection stays open while the device is listed (sessions, camera
 streams and transfers each open their own connection through the tunnel).
 """
 import asyncio
-import hashlib
 import json
 import os
 import posixpath
@@ -39,9 +38,10 @@ import shlex
 import socket
 import time
 
-from ..agent import __version__ as AGENT_VERSION, client
-from ..link.rpyc_bundle import rpyc_files, rpyc_version as rpyc_files_version
-from .errors import ApiError, bad_request
+from ..link import LinkError, connect
+from ..link.bundle import AGENT_VERSION, agent_files
+from ..link.rpyc_bundle import rpyc_version as rpyc_files_version
+from .errors import ApiError, api_error, bad_request
 
 DEFAULT_SSH_PORT = 22
 VERIFY_TTL = 5.0
@@ -106,28 +106,6 @@ def links(manager):
     return lk
 
 
-def agent_files():
-    """[(relative path, bytes)] of what the board needs to run the agent, and their hash."""
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = [("jupyter_remote_device/__init__.py",
-            ('"""jupyter-remote-device (agent only, deployed over SSH)."""\n__version__ = %r\n'
-             % AGENT_VERSION).encode())]
-    base = os.path.join(pkg, "agent")
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
-        for fn in sorted(filenames):
-            if fn.endswith(".py"):
-                full = os.path.join(dirpath, fn)
-                rel = os.path.relpath(full, pkg).replace(os.sep, "/")
-                with open(full, "rb") as f:
-                    out.append(("jupyter_remote_device/" + rel, f.read()))
-    out += rpyc_files()  # the agent brings the rpyc we speak: the board's own (or none) does not matter
-    h = hashlib.sha256()
-    for rel, data in out:
-        h.update(rel.encode() + b"\0" + data + b"\0")
-    return out, h.hexdigest()[:16]
-
-
 def _map_ssh_error(e, target):
     import asyncssh
 
@@ -147,8 +125,8 @@ def _map_ssh_error(e, target):
         return ApiError(502, "protocol", "SSH to %s failed: %s" % (target, getattr(e, "reason", e)))
     if isinstance(e, asyncssh.ChannelOpenError):
         return ApiError(502, "refused", "%s would not open a tunnel: %s" % (target, getattr(e, "reason", e)))
-    if isinstance(e, client.ConnectError):
-        return ApiError(504 if e.reason == "timeout" else 502, e.reason, e.message)
+    if isinstance(e, LinkError):
+        return api_error(e)
     if isinstance(e, asyncio.TimeoutError):
         return ApiError(504, "timeout", "SSH to %s did not finish in time" % target)
     if isinstance(e, ConnectionRefusedError):
@@ -222,13 +200,13 @@ class SshLinks:
         for attempt in (0, 1):
             port = self.tunnel_port_blocking(dev, m.ssh_timeout)
             try:
-                return client.connect("127.0.0.1", port, token=dev.token, timeout=timeout, user=m.user_name)
-            except client.ConnectError as e:
+                return connect("127.0.0.1", port, token=dev.token, timeout=timeout, user=m.user_name)
+            except LinkError as e:
                 link = self.links.get(dev.id)
                 if attempt == 0 and link is not None and link.verified is not None:
                     link.verified = None
                     continue
-                raise ApiError(504 if e.reason == "timeout" else 502, e.reason, e.message)
+                raise api_error(e)
 
     async def close(self, device_id):
         link = self.links.pop(device_id, None)
@@ -320,12 +298,12 @@ class SshLinks:
         m = self.manager
 
         def check():
-            conn = client.connect("127.0.0.1", port, token=token, timeout=min(5.0, m.connect_timeout))
+            conn = connect("127.0.0.1", port, token=token, timeout=min(5.0, m.connect_timeout))
             conn.close()
 
         try:
             await m.run_with_timeout(check, timeout=min(5.0, m.connect_timeout))
-        except (client.ConnectError, ApiError) as e:
+        except (LinkError, ApiError) as e:
             self.log.info("remote-device %s: no usable agent on the board's port %s (%s)", dev.name, agent_port,
                           getattr(e, "message", e))
             link.verified = None

@@ -1,5 +1,8 @@
-"""Push / sync jobs, and streamed single-file download / upload, between the
-Jupyter workspace and a board.
+"""Push / sync jobs between the Jupyter workspace and a board (``TransferManager``).
+
+The rooms of a transfer: ``transfer_paths.py`` (workspace paths, local walk, hashing),
+``transfer_board.py`` (one connection's wire methods, the pipelined verified push),
+``transfer_io.py`` (streamed single-file download / upload for the files/content route).
 
 Every transfer uses its own rpyc connection (``session.connect_new()``), so a big
 transfer never stalls the session's heartbeat, exec or camera traffic, and it
@@ -16,336 +19,39 @@ leaves a partial file under the destination name.
 """
 import asyncio
 import collections
-import errno
 import hashlib
-import json
 import os
 import posixpath
-import socket
 import threading
 import time
 import uuid
-import zlib
 
-from .errors import ApiError, bad_request, not_found, outside_root
+from ..link.checks import json_text
+from ..link.errors import LinkError
+from .errors import bad_request, not_found
+from .transfer_board import CHUNK, CHUNK_TIMEOUT, IN_FLIGHT, _Board, _wait, board_error, send_file
+from .transfer_io import Upload, download
+from .transfer_paths import (
+    DEFAULT_IGNORE,
+    _dev_join,
+    _ignored,
+    check_device_path,
+    hash_local,
+    maybe_compress,
+    resolve_workspace,
+    walk_local,
+)
 
-CHUNK = 1 << 20            # bytes per fs_write_chunk / fs_read call
-IN_FLIGHT = 4              # pipelined calls per connection
-CHUNK_TIMEOUT = 120.0      # a single call that takes longer means the board is stuck
+__all__ = ["CHUNK", "CHUNK_TIMEOUT", "IN_FLIGHT", "Cancelled", "Job", "TransferManager", "Upload", "download"]
+
 CANCEL_GRACE = 2.0         # after cancel, close the job's connection if the worker is still waiting
 EMIT_INTERVAL = 0.1        # progress events at most 10x/s per job
 MAX_FINISHED_JOBS = 200
 MTIME_TOLERANCE = 0.001    # seconds; beyond it sync compares sha256
-DEFAULT_IGNORE = (".git", "__pycache__", ".ipynb_checkpoints")
-MAX_DEVICE_PATH = 4096
 
 
 class Cancelled(Exception):
     pass
-
-
-# ---------------------------------------------------------------------------- errors
-def _message(e):
-    """A person's message from an exception, also one rebuilt by rpyc.
-
-    rpyc rebuilds a remote OSError through ``__new__`` + ``args``, so its ``str()``
-    reads "[Errno None] None: None -> None": the text is in ``args``.
-    """
-    if isinstance(e, OSError) and not is_remote(e) and e.strerror and e.filename:
-        return "%s: %s" % (e.strerror, e.filename)
-    args = getattr(e, "args", ())
-    if args:
-        text = args[-1] if isinstance(e, OSError) and len(args) > 1 else args[0]
-        return str(text)
-    return e.__class__.__name__
-
-
-def is_remote(e):
-    """True for an exception raised on the board (rpyc attaches the remote traceback)."""
-    return hasattr(e, "_remote_tb")
-
-
-def is_connection_error(e):
-    """True when the connection itself broke (board killed, network lost), not a file error."""
-    try:
-        from rpyc.core.async_ import AsyncResultTimeout
-    except ImportError:  # pragma: no cover
-        AsyncResultTimeout = EOFError
-    if isinstance(e, AsyncResultTimeout):
-        return True
-    if is_remote(e):
-        return False
-    if isinstance(e, (EOFError, ConnectionError, socket.timeout)):
-        return True
-    return isinstance(e, OSError) and e.errno in _LINK_ERRNOS
-
-
-_LINK_ERRNOS = frozenset(getattr(errno, n) for n in (
-    "EBADF", "ENOTCONN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EPIPE", "ECONNRESET",
-    "ECONNABORTED", "ESHUTDOWN") if hasattr(errno, n))
-
-
-def board_error(e, what="the board"):
-    """Map an exception raised by (or on the way to) the board to an ApiError."""
-    if isinstance(e, ApiError):
-        return e
-    reason = getattr(e, "reason", None)
-    if isinstance(reason, str) and isinstance(getattr(e, "message", None), str):  # client.ConnectError
-        return ApiError(504 if reason == "timeout" else 502, reason, e.message)
-    msg = _message(e)
-    if e.__class__.__name__ == "AsyncResultTimeout":
-        return ApiError(504, "timeout", "%s stopped answering during the transfer" % what)
-    if is_connection_error(e):
-        return ApiError(502, "protocol", "the connection to %s was lost during the transfer (%s)"
-                        % (what, msg if msg and msg != "None" else e.__class__.__name__))
-    if isinstance(e, PermissionError):
-        return outside_root(msg)
-    if isinstance(e, FileNotFoundError):
-        return not_found(msg)
-    if isinstance(e, FileExistsError):
-        return ApiError(409, "exists", msg)
-    if isinstance(e, (IsADirectoryError, NotADirectoryError, ValueError, TypeError)):
-        return bad_request(msg)
-    if isinstance(e, OSError) and e.errno == errno.ENOTEMPTY:
-        return ApiError(409, "not-empty", msg)
-    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return ApiError(507, "no-space", "%s has no space left: %s" % (what, msg))
-    if isinstance(e, OSError):
-        return ApiError(409, "os-error", "%s could not do it: %s" % (what, msg))
-    return ApiError(502, "protocol", "%s reported an error: %s: %s" % (what, e.__class__.__name__, msg))
-
-
-# ---------------------------------------------------------------------------- paths
-def check_device_path(path, name="dest"):
-    """Syntax check of a device path (the board does the real confinement)."""
-    if path is None:
-        path = ""
-    if not isinstance(path, str):
-        raise bad_request("%s must be a string (a path on the device)" % name)
-    if "\x00" in path or len(path) > MAX_DEVICE_PATH:
-        raise bad_request("%s is not a valid device path" % name)
-    depth = 0
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        depth += -1 if part == ".." else 1
-        if depth < 0:
-            raise outside_root("%s %r is outside the device root" % (name, path))
-    return path
-
-
-def _inside(real, root):
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def resolve_workspace(root_dir, source):
-    """(absolute path, display path) of a workspace path; ApiError otherwise."""
-    if not isinstance(source, str):
-        raise bad_request("source must be a string (a path in the Jupyter workspace)")
-    if not source.strip() or "\x00" in source or len(source) > MAX_DEVICE_PATH:
-        raise bad_request("source must name a file or folder in the Jupyter workspace")
-    root = os.path.realpath(os.path.abspath(os.path.expanduser(root_dir)))
-    if os.path.isabs(source):
-        full = os.path.normpath(source)
-        if not _inside(os.path.realpath(full), root) and not _inside(full, root):
-            raise outside_root("%r is outside the Jupyter workspace" % source)
-    else:
-        depth = 0
-        for part in source.replace("\\", "/").split("/"):
-            if part in ("", "."):
-                continue
-            depth += -1 if part == ".." else 1
-            if depth < 0:
-                raise outside_root("%r is outside the Jupyter workspace" % source)
-        full = os.path.normpath(os.path.join(root, source))
-    real = os.path.realpath(full)
-    if not _inside(real, root):
-        raise outside_root("%r is outside the Jupyter workspace (a symlink leads out of it)" % source)
-    if not os.path.exists(real):
-        raise not_found("%r does not exist in the Jupyter workspace" % source)
-    if not (os.path.isfile(real) or os.path.isdir(real)):
-        raise bad_request("%r is neither a file nor a folder" % source)
-    display = os.path.relpath(real, root).replace(os.sep, "/")
-    return real, ("" if display == "." else display)
-
-
-def _dev_join(*parts):
-    out = ""
-    for p in parts:
-        if not p or p in (".", "/"):
-            continue
-        p = p.strip("/")
-        if not p:
-            continue
-        out = p if not out else out + "/" + p
-    return out
-
-
-def _ignored(rel, ignore):
-    return any(part in ignore for part in rel.split("/"))
-
-
-def walk_local(top, root, ignore):
-    """Files and folders under ``top``: ({rel: (abs, size, mtime)}, [rel dirs]).
-
-    Skips ignored names and symlinks that lead outside the workspace ``root``;
-    does not descend into symlinked folders (no loops).
-    """
-    files = {}
-    dirs = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        relbase = os.path.relpath(dirpath, top)
-        relbase = "" if relbase == "." else relbase.replace(os.sep, "/")
-        keep = []
-        for d in sorted(dirnames):
-            if d in ignore or os.path.islink(os.path.join(dirpath, d)):
-                continue
-            keep.append(d)
-            dirs.append(_dev_join(relbase, d))
-        dirnames[:] = keep
-        for name in sorted(filenames):
-            if name in ignore or ".jrd-tmp-" in name:
-                continue
-            p = os.path.join(dirpath, name)
-            try:
-                if os.path.islink(p) and not _inside(os.path.realpath(p), root):
-                    continue
-                st = os.stat(p)
-            except OSError:
-                continue
-            if not os.path.isfile(p):
-                continue
-            files[_dev_join(relbase, name)] = (p, st.st_size, st.st_mtime)
-    return files, dirs
-
-
-TEXT_EXTENSIONS = frozenset((
-    ".py", ".pyi", ".txt", ".md", ".rst", ".json", ".ipynb", ".csv", ".tsv", ".html", ".htm", ".js",
-    ".mjs", ".ts", ".css", ".xml", ".svg", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".sh",
-    ".c", ".h", ".cc", ".cpp", ".hpp", ".sql", ".log", ".tex", ".lua"))
-COMPRESS_MIN = 4096
-
-
-def maybe_compress(path, data):
-    """(wire bytes, encoding): text-like files over 4 KB travel zlib-compressed (level 1,
-    cheap next to any board link) when that saves at least a quarter."""
-    if len(data) < COMPRESS_MIN or os.path.splitext(path)[1].lower() not in TEXT_EXTENSIONS:
-        return data, None
-    z = zlib.compress(data, 1)
-    if len(z) <= len(data) * 3 // 4:
-        return z, "zlib"
-    return data, None
-
-
-def hash_local(path):
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            b = f.read(CHUNK)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------- the wire
-class _Board(object):
-    """The rpyc methods of one transfer connection, looked up once (each lookup is a call)."""
-
-    def __init__(self, conn):
-        import rpyc
-        self.conn = conn
-        root = conn.root
-        self._root = root
-        self.async_ = rpyc.async_
-        self.write_chunk = rpyc.async_(root.fs_write_chunk)
-        self.read_async = rpyc.async_(root.fs_read)
-        self.close_async = rpyc.async_(root.fs_write_close)
-        self.hash_async = rpyc.async_(root.fs_hash)
-        try:
-            self.put_async = rpyc.async_(root.fs_put)
-        except AttributeError:  # an older agent: small files take the chunked path
-            self.put_async = None
-
-    def call(self, name, *args):
-        return getattr(self._root, name)(*args)
-
-    def json(self, name, *args):
-        return json.loads(getattr(self._root, name)(*args))
-
-    def close(self):
-        try:
-            self.conn.close()
-        except Exception:
-            pass
-
-    def sever(self):
-        """Cut the link under a worker blocked in send/recv (conn.close() itself would
-        block writing its goodbye to a board that stopped reading)."""
-        try:
-            inner = getattr(self.conn, "conn", self.conn)  # classic.ClassicConnection wraps one
-            inner._channel.stream.sock.shutdown(socket.SHUT_RDWR)
-        except Exception:
-            pass
-
-
-def _wait(ar, timeout=CHUNK_TIMEOUT):
-    ar.set_expiry(timeout)
-    return ar.value
-
-
-def send_file(board, local, remote, size, mtime, on_bytes=None, should_stop=None, handles=None):
-    """Push one local file to ``remote`` (device path) with pipelined chunks.
-
-    Returns the board's ``{"path","size","sha256"}``; the write is verified by sha256
-    on the board.  ``on_bytes(n)`` is called as chunks are acknowledged;
-    ``should_stop()`` is polled between chunks (raise Cancelled from it).
-    """
-    handle = board.call("fs_write_open", remote, size, mtime)
-    if handles is not None:
-        handles.add(handle)
-    hasher = hashlib.sha256()
-    pending = collections.deque()
-    ok = False
-    try:
-        with open(local, "rb", buffering=0) as f:
-            offset = 0
-            while True:
-                if should_stop is not None:
-                    should_stop()
-                data = f.read(CHUNK)
-                if not data:
-                    break
-                hasher.update(data)
-                pending.append((board.write_chunk(handle, data, offset), len(data)))
-                offset += len(data)
-                del data
-                while len(pending) >= IN_FLIGHT:
-                    ar, n = pending.popleft()
-                    _wait(ar)
-                    if on_bytes is not None:
-                        on_bytes(n)
-            while pending:
-                ar, n = pending.popleft()
-                _wait(ar)
-                if on_bytes is not None:
-                    on_bytes(n)
-            if should_stop is not None:
-                should_stop()
-        if offset != size:
-            raise ValueError("%s changed while it was being pushed (%d bytes read, %d expected)"
-                             % (os.path.basename(local), offset, size))
-        res = json.loads(_wait(board.close_async(handle, hasher.hexdigest()), CHUNK_TIMEOUT * 2))
-        ok = True
-        return res
-    finally:
-        if handles is not None:
-            handles.discard(handle)
-        if not ok:
-            try:
-                board.call("fs_write_abort", handle)
-            except Exception:
-                pass  # the connection is gone: the agent aborts the write on disconnect
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -785,8 +491,8 @@ class TransferManager(object):
         def settle(item):
             rel, ar = item
             try:
-                remote_sha = json.loads(_wait(ar)).get("sha256")
-            except (OSError, ValueError):
+                remote_sha = json_text(_wait(ar), "a hash").get("sha256")
+            except (OSError, ValueError, LinkError):
                 remote_sha = None
             path, size, mtime = files[rel]
             if remote_sha != hash_local(path):
@@ -832,178 +538,4 @@ class TransferManager(object):
         self._emit(job, force=True)
 
 
-# ---------------------------------------------------------------------------- download
-class _Reader(object):
-    def __init__(self, session, path, chunk=CHUNK, in_flight=IN_FLIGHT):
-        self.session = session
-        self.path = path
-        self.chunk = chunk
-        self.in_flight = in_flight
-        self.board = None
-        self.size = 0
-        self.next_offset = 0
-        self.delivered = 0
-        self.pending = collections.deque()
-
-    def open(self):
-        try:
-            self.board = _Board(self.session.connect_new())
-            st = self.board.json("fs_stat", self.path)
-        except Exception as e:
-            self.close()
-            raise board_error(e, "the board")
-        if st.get("type") == "directory":
-            self.close()
-            raise bad_request("%r is a folder on the device; list it instead" % self.path)
-        self.size = int(st.get("size") or 0)
-        return st
-
-    def next(self):
-        try:
-            while len(self.pending) < self.in_flight and self.next_offset < self.size:
-                n = min(self.chunk, self.size - self.next_offset)
-                self.pending.append(self.board.read_async(self.path, self.next_offset, n))
-                self.next_offset += n
-            if not self.pending:
-                return b""
-            data = _wait(self.pending.popleft())
-        except Exception as e:
-            raise board_error(e, "the board")
-        if not data:  # the file shrank under us: end here
-            self.pending.clear()
-            self.next_offset = self.size
-        self.delivered += len(data)
-        return data
-
-    def close(self):
-        if self.board is not None:
-            self.board.close()
-            self.board = None
-
-
-async def download(session, path, write, flush, on_stat=None):
-    """Stream a device file: ``write(bytes)`` then ``await flush()`` per chunk.
-
-    The file is never held whole in memory: at most IN_FLIGHT chunks of CHUNK
-    bytes are in flight.  ``on_stat(stat_dict)`` (optional) is called before the
-    first write, e.g. to set Content-Length.  Errors before the first byte are
-    ApiErrors (404 not-found, 403 outside-root, 400 for a folder, 502/504 board).
-    """
-    check_device_path(path, "path")
-    loop = asyncio.get_running_loop()
-    reader = _Reader(session, path)
-    try:
-        st = await loop.run_in_executor(None, reader.open)
-        if on_stat is not None:
-            on_stat(st)
-        while True:
-            data = await loop.run_in_executor(None, reader.next)
-            if not data:
-                break
-            write(data)
-            await flush()
-        return {"path": st.get("path", path), "size": reader.delivered}
-    finally:
-        await loop.run_in_executor(None, reader.close)
-
-
 # ---------------------------------------------------------------------------- upload
-class Upload(object):
-    """A streamed PUT: bytes arrive in small pieces, go to the board in 1 MiB chunks.
-
-    ``start()`` opens the board write (a temp file), ``feed(chunk)`` buffers and
-    sends pipelined chunks, ``finish()`` verifies the sha256 and renames the temp
-    onto ``path``; ``abort()`` (idempotent) removes the temp.  Errors are ApiErrors.
-    """
-
-    def __init__(self, session, path, size=None, mtime=None):
-        check_device_path(path, "path")
-        if not path.strip("/").strip():
-            raise bad_request("path must name a file on the device")
-        self.session = session
-        self.path = path
-        self.size = size
-        self.mtime = mtime
-        self.board = None
-        self.handle = None
-        self.hasher = hashlib.sha256()
-        self.buf = bytearray()
-        self.offset = 0
-        self.pending = collections.deque()
-        self.done = False
-        self._loop = None
-
-    def _run(self, fn, *args):
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop.run_in_executor(None, fn, *args)
-
-    def _open(self):
-        try:
-            self.board = _Board(self.session.connect_new())
-            self.handle = self.board.call("fs_write_open", self.path, self.size, self.mtime)
-        except Exception as e:
-            self._close_board()
-            raise board_error(e, "the board")
-
-    def _send(self, data, drain=False):
-        try:
-            if data:
-                self.hasher.update(data)
-                self.pending.append(self.board.write_chunk(self.handle, data, self.offset))
-                self.offset += len(data)
-            while self.pending and (drain or len(self.pending) >= IN_FLIGHT):
-                _wait(self.pending.popleft())
-        except Exception as e:
-            raise board_error(e, "the board")
-
-    def _close(self):
-        try:
-            res = json.loads(_wait(self.board.close_async(self.handle, self.hasher.hexdigest()),
-                                   CHUNK_TIMEOUT * 2))
-        except Exception as e:
-            raise board_error(e, "the board")
-        self.handle = None
-        self._close_board()
-        return res
-
-    def _abort(self):
-        if self.board is not None and self.handle is not None:
-            try:
-                self.board.call("fs_write_abort", self.handle)
-            except Exception:
-                pass
-        self.handle = None
-        self._close_board()
-
-    def _close_board(self):
-        if self.board is not None:
-            self.board.close()
-            self.board = None
-
-    async def start(self):
-        await self._run(self._open)
-
-    async def feed(self, chunk):
-        if self.done or self.handle is None:
-            raise bad_request("this upload is not open")
-        self.buf += chunk
-        if len(self.buf) >= CHUNK:
-            data = bytes(self.buf)
-            self.buf = bytearray()
-            await self._run(self._send, data)
-
-    async def finish(self):
-        if self.done or self.handle is None:
-            raise bad_request("this upload is not open")
-        data = bytes(self.buf)
-        self.buf = bytearray()
-        await self._run(self._send, data, True)
-        self.done = True
-        return await self._run(self._close)
-
-    async def abort(self):
-        self.done = True
-        self.buf = bytearray()
-        if self.board is not None:
-            await self._run(self._abort)

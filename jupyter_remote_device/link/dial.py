@@ -1,0 +1,258 @@
+"""Dial a board: the network policy (``allowed_networks``, ``connect_timeout``, tokens), TCP,
+the agent's greeting and token handshake (+TLS), then a tuned, guarded client-only rpyc connection.
+
+``dial`` is the one entry point the server and the kernel use: it probes what answers when it
+is not known yet and connects to an agent or, through ``classic.py``, to a stock rpyc classic
+server. Our side is ``rpyc.VoidService`` (or ``ClassicClient``): it exposes nothing, so a board,
+even a hostile one, cannot call into the Jupyter side.
+"""
+import errno
+import ipaddress
+import os
+import socket
+import ssl
+import time
+
+import rpyc
+from rpyc.utils.factory import connect_channel
+
+from ..agent import auth, wire
+from .checks import guard
+from .errors import LinkError
+
+ANY_NETWORK = ("0.0.0.0/0", "::/0")
+
+
+class Policy(object):
+    """Where we may dial and how long we wait: the same settings for the server and the kernel."""
+
+    def __init__(self, allowed_networks=ANY_NETWORK, connect_timeout=5.0, tokens=None, user=None, log=None):
+        self.connect_timeout = float(connect_timeout)
+        self.tokens = dict(tokens or {})
+        self.user = user
+        self.networks = []
+        for cidr in allowed_networks:
+            try:
+                self.networks.append(ipaddress.ip_network(str(cidr), strict=False))
+            except ValueError:
+                if log is not None:
+                    log.error("remote-device: ignoring invalid allowed_networks entry %r", cidr)
+
+    def token_for(self, host, port):
+        return self.tokens.get("%s:%d" % (host, int(port))) or self.tokens.get(host)
+
+    def is_allowed(self, ip):
+        addr = ipaddress.ip_address(str(ip).split("%")[0])
+        return any(addr in net for net in self.networks)
+
+    def resolve(self, host, port):
+        """BLOCKING: the first address of host that allowed_networks permits (LinkError otherwise)."""
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise LinkError("unreachable", "Cannot resolve %s: %s" % (host, e.strerror or e))
+        for info in infos:
+            ip = info[4][0].split("%")[0]
+            if self.is_allowed(ip):
+                return ip
+        raise LinkError("not-allowed", "%s resolves outside the networks this server may dial "
+                        "(DeviceManager.allowed_networks)" % host)
+
+
+def remaining(deadline):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("timed out")
+    return left
+
+
+def tcp(host, port, deadline):
+    """BLOCKING: a connected TCP socket to host:port before ``deadline`` (LinkError otherwise)."""
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise LinkError("unreachable", "Cannot resolve %s: %s" % (host, e.strerror or e))
+    last = None
+    for family, stype, proto, _, addr in infos:
+        sock = socket.socket(family, stype, proto)
+        try:
+            sock.settimeout(remaining(deadline))
+            sock.connect(addr)
+            return sock
+        except socket.timeout:
+            sock.close()
+            raise LinkError("timeout", "No answer from %s:%s within the connect timeout" % (host, port))
+        except ConnectionRefusedError:
+            sock.close()
+            last = LinkError("refused", "Nothing is listening on %s:%s (connection refused). "
+                             "Is the agent running on the board?" % (host, port))
+        except OSError as e:
+            sock.close()
+            if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                last = LinkError("unreachable", "%s:%s is unreachable: %s" % (host, port, e.strerror or e))
+            else:
+                last = LinkError("unreachable", "Cannot reach %s:%s: %s" % (host, port, e.strerror or e))
+    raise last or LinkError("unreachable", "Cannot reach %s:%s" % (host, port))
+
+
+def close_quietly(obj):
+    try:
+        obj.close()
+    except Exception:
+        pass
+
+
+def read_greeting(sock, host, port, deadline):
+    """Read the agent's first line. Returns its JSON; classifies anything else."""
+    magic = wire.MAGIC
+    head = bytearray()
+    try:
+        while len(head) < len(magic):
+            sock.settimeout(remaining(deadline))
+            b = sock.recv(len(magic) - len(head))
+            if not b:
+                raise LinkError("not-an-agent", "%s:%s closed the connection without a greeting: "
+                                "it is not a jupyter-remote-device agent" % (host, port))
+            head += b
+            if not magic.startswith(bytes(head[:len(magic)])):
+                break
+        if bytes(head) != magic:
+            if wire.looks_like_rpyc_frame(bytes(head)):
+                raise LinkError("not-an-agent", "%s:%s is a stock rpyc classic server, not the agent"
+                                % (host, port), kind="classic")
+            raise LinkError("not-an-agent", "Something else answers on %s:%s: it is not a "
+                            "jupyter-remote-device agent" % (host, port))
+        sock.settimeout(remaining(deadline))
+        return wire.parse_greeting(auth.read_line(sock))
+    except socket.timeout:
+        raise LinkError("timeout", "%s:%s accepted the connection but said nothing within the connect "
+                        "timeout: it is not an agent, or the board is overloaded" % (host, port))
+    except (ValueError, UnicodeDecodeError):
+        raise LinkError("protocol", "%s:%s sent a malformed greeting" % (host, port))
+    except (OSError, EOFError) as e:
+        raise LinkError("protocol", "The connection to %s:%s broke during the greeting: %s" % (host, port, e))
+
+
+def _client_tls(sock, host, ssl_context, deadline):
+    ctx = ssl_context
+    if ctx is None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    sock.settimeout(remaining(deadline))
+    return ctx.wrap_socket(sock, server_hostname=host if ctx.check_hostname else None)
+
+
+def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, user=None):
+    """Run the client side of auth.py's handshake. Returns (the possibly TLS socket, greeting)."""
+    hello = read_greeting(sock, host, port, deadline)
+    try:
+        if hello.get("tls"):
+            sock = _client_tls(sock, host, ssl_context, deadline)
+        elif tls:
+            raise LinkError("protocol", "%s:%s does not offer TLS, but this board is configured for TLS"
+                            % (host, port))
+        sock.settimeout(remaining(deadline))
+        challenge = auth.read_json_line(sock)
+        nonce = challenge.get("nonce")
+        if not isinstance(nonce, str):
+            raise ValueError("no nonce")
+        cnonce = os.urandom(16).hex()
+        reply = {"cnonce": cnonce, "user": user}
+        if challenge.get("auth") == "hmac-sha256":
+            if not token:
+                raise LinkError("auth-failed", "%s:%s requires a token and none was given. The agent "
+                                "prints its token when it starts (and keeps it in "
+                                "~/.config/jupyter-remote-device/token on the board)." % (host, port))
+            reply["mac"] = auth.client_mac(token, nonce, cnonce)
+        auth.send_json_line(sock, reply)
+        sock.settimeout(remaining(deadline))
+        answer = auth.read_json_line(sock)
+        if not answer.get("ok"):
+            raise LinkError("auth-failed", "The board at %s:%s refused the token (%s). Check the token "
+                            "the agent printed when it started." % (host, port, answer.get("error", "refused")))
+        if challenge.get("auth") == "hmac-sha256":
+            proof = answer.get("proof")
+            if not isinstance(proof, str) or proof != auth.agent_proof(token, nonce, cnonce):
+                raise LinkError("auth-failed", "%s:%s accepted the connection but could not prove it knows "
+                                "the token: it may be an impostor" % (host, port))
+        return sock, hello
+    except socket.timeout:
+        raise LinkError("timeout", "The handshake with %s:%s did not finish within the connect timeout"
+                        % (host, port))
+    except ssl.SSLError as e:
+        raise LinkError("protocol", "TLS with %s:%s failed: %s" % (host, port, e))
+    except (ValueError, UnicodeDecodeError):
+        raise LinkError("protocol", "%s:%s broke the handshake protocol" % (host, port))
+    except (OSError, EOFError):
+        raise LinkError("auth-failed" if token else "protocol",
+                        "%s:%s closed the connection during the handshake (wrong token?)" % (host, port))
+
+
+def rpyc_over(sock, service=rpyc.VoidService, **config):
+    """An rpyc connection over a connected socket: the shared channel and config, guarded."""
+    conn = connect_channel(wire.channel(sock), service=service, config=wire.rpyc_config(**config))
+    return guard(conn)
+
+
+def connect(host, port, token=None, timeout=5.0, tls=False, ssl_context=None, user=None,
+            sync_request_timeout=30):
+    """BLOCKING: a new authenticated, tuned rpyc connection to the agent at host:port."""
+    deadline = time.monotonic() + float(timeout)
+    sock = tcp(host, int(port), deadline)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock, hello = handshake(sock, host, port, token, deadline, tls=tls, ssl_context=ssl_context, user=user)
+        from .rpyc_family import agent_rpyc_problem
+        problem = agent_rpyc_problem(hello, "%s:%s" % (host, port))
+        if problem:
+            raise LinkError("too-old", problem)
+        sock.settimeout(None)
+        conn = rpyc_over(sock, sync_request_timeout=sync_request_timeout)
+    except BaseException:
+        close_quietly(sock)
+        raise
+    conn._jrd_hello = hello
+    return conn
+
+
+def dial(host, port, policy, kind=None, token=None, tls=False, timeout=None, on_kind=None,
+         sync_request_timeout=30, classic_root=None):
+    """BLOCKING: a connection to whatever board answers on host:port, within ``policy``.
+
+    ``kind`` is what answered last time (``"agent"``, ``"classic"`` or None = probe first: a
+    silent rpyc classic server would look like a timeout to the agent's dial). ``on_kind(kind)``
+    is told what was found. Returns an agent connection or a ``classic.ClassicConnection``
+    (both have ``root`` with the agent's wire methods). Raises LinkError.
+    """
+    from . import classic
+    from .probe import probe
+
+    timeout = float(timeout or policy.connect_timeout)
+    ip = policy.resolve(host, port)
+    token = token if token is not None else policy.token_for(host, port)
+
+    def found(k):
+        if on_kind is not None:
+            on_kind(k)
+        return k
+
+    if kind is None:
+        kind = found(probe(ip, port, timeout=min(2.0, timeout)).get("kind"))
+    options = {} if classic_root is None else {"root": classic_root}
+    if kind == "classic":  # stock rpyc_classic servers wait for us to speak
+        try:
+            return classic.connect_classic(ip, port, timeout=timeout, sync_request_timeout=sync_request_timeout,
+                                           **options)
+        except LinkError as e:
+            if e.reason != "protocol":
+                raise
+            found(None)  # something else answers now: try the agent
+    try:
+        return connect(ip, port, token=token, timeout=timeout, tls=tls, user=policy.user,
+                       sync_request_timeout=sync_request_timeout)
+    except LinkError as e:
+        if e.kind != "classic":
+            raise
+    found("classic")  # a stock rpyc classic server that speaks first: drive it with the agent code sent over
+    return classic.connect_classic(ip, port, timeout=timeout, sync_request_timeout=sync_request_timeout, **options)

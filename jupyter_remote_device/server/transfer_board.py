@@ -1,0 +1,121 @@
+"""The board side of transfers: one transfer connection's wire methods (looked up once) and a
+pipelined, sha256-verified file push. Every answer passes ``link.checks``."""
+import collections
+import hashlib
+import os
+import socket
+
+from ..link.checks import json_text
+from .errors import api_error
+
+CHUNK = 1 << 20            # bytes per fs_write_chunk / fs_read call
+IN_FLIGHT = 4              # pipelined calls per connection
+CHUNK_TIMEOUT = 120.0      # a single call that takes longer means the board is stuck
+
+
+def board_error(e, what="the board"):
+    """The ApiError for what a transfer call raised (errors.api_error, named for the transfer)."""
+    return api_error(e, what)
+
+
+class _Board(object):
+    """The rpyc methods of one transfer connection, looked up once (each lookup is a call)."""
+
+    def __init__(self, conn):
+        import rpyc
+        self.conn = conn
+        root = conn.root
+        self._root = root
+        self.async_ = rpyc.async_
+        self.write_chunk = rpyc.async_(root.fs_write_chunk)
+        self.read_async = rpyc.async_(root.fs_read)
+        self.close_async = rpyc.async_(root.fs_write_close)
+        self.hash_async = rpyc.async_(root.fs_hash)
+        try:
+            self.put_async = rpyc.async_(root.fs_put)
+        except AttributeError:  # an older agent: small files take the chunked path
+            self.put_async = None
+
+    def call(self, name, *args):
+        return getattr(self._root, name)(*args)
+
+    def json(self, name, *args):
+        return json_text(getattr(self._root, name)(*args), "an answer to %s" % name)
+
+    def finish_write(self, handle, sha256):
+        """fs_write_close: the board puts the file in place when its sha256 matches ours."""
+        return json_text(_wait(self.close_async(handle, sha256), CHUNK_TIMEOUT * 2), "a write's result")
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    def sever(self):
+        """Cut the link under a worker blocked in send/recv (conn.close() itself would
+        block writing its goodbye to a board that stopped reading)."""
+        try:
+            inner = getattr(self.conn, "conn", self.conn)  # classic.ClassicConnection wraps one
+            inner._channel.stream.sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+
+
+def _wait(ar, timeout=CHUNK_TIMEOUT):
+    ar.set_expiry(timeout)
+    return ar.value
+
+
+def send_file(board, local, remote, size, mtime, on_bytes=None, should_stop=None, handles=None):
+    """Push one local file to ``remote`` (device path) with pipelined chunks.
+
+    Returns the board's ``{"path","size","sha256"}``; the write is verified by sha256
+    on the board.  ``on_bytes(n)`` is called as chunks are acknowledged;
+    ``should_stop()`` is polled between chunks (raise Cancelled from it).
+    """
+    handle = board.call("fs_write_open", remote, size, mtime)
+    if handles is not None:
+        handles.add(handle)
+    hasher = hashlib.sha256()
+    pending = collections.deque()
+    ok = False
+    try:
+        with open(local, "rb", buffering=0) as f:
+            offset = 0
+            while True:
+                if should_stop is not None:
+                    should_stop()
+                data = f.read(CHUNK)
+                if not data:
+                    break
+                hasher.update(data)
+                pending.append((board.write_chunk(handle, data, offset), len(data)))
+                offset += len(data)
+                del data
+                while len(pending) >= IN_FLIGHT:
+                    ar, n = pending.popleft()
+                    _wait(ar)
+                    if on_bytes is not None:
+                        on_bytes(n)
+            while pending:
+                ar, n = pending.popleft()
+                _wait(ar)
+                if on_bytes is not None:
+                    on_bytes(n)
+            if should_stop is not None:
+                should_stop()
+        if offset != size:
+            raise ValueError("%s changed while it was being pushed (%d bytes read, %d expected)"
+                             % (os.path.basename(local), offset, size))
+        res = board.finish_write(handle, hasher.hexdigest())
+        ok = True
+        return res
+    finally:
+        if handles is not None:
+            handles.discard(handle)
+        if not ok:
+            try:
+                board.call("fs_write_abort", handle)
+            except Exception:
+                pass  # the connection is gone: the agent aborts the write on disconnect
