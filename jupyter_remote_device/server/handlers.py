@@ -72,6 +72,13 @@ class BaseHandler(APIHandler):
             raise bad_request("The request body must be a JSON object")
         return data
 
+    def source_dest(self, body, source_kind, dest_kind):
+        """``body["source"]`` and ``body.get("dest", "")`` of a push or pull, both strings (400 otherwise)."""
+        source, dest = body.get("source"), body.get("dest", "")
+        if not isinstance(source, str) or not isinstance(dest, str):
+            raise bad_request('expected {"source": %s, "dest": %s}' % (source_kind, dest_kind))
+        return source, dest
+
     def device_path_arg(self, name="path", default=""):
         # the raw value: get_argument() turns control characters (NUL too) into spaces and strips
         # blanks, which would silently name another file
@@ -322,9 +329,7 @@ class PushHandler(BaseHandler):
     @authorized
     async def post(self, device_id):
         body = self.body_json()
-        source, dest = body.get("source"), body.get("dest", "")
-        if not isinstance(source, str) or not isinstance(dest, str):
-            raise bad_request('expected {"source": workspace path, "dest": device path}')
+        source, dest = self.source_dest(body, "workspace path", "device path")
         for flag in ("sync", "delete"):
             if not isinstance(body.get(flag, False), bool):
                 raise bad_request("%s must be true or false" % flag)

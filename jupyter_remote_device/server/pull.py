@@ -23,7 +23,6 @@ outside the workspace (``..``, absolute paths and symlinks that lead out are ref
 import collections
 import errno
 import hashlib
-import json
 import os
 import posixpath
 import time
@@ -36,7 +35,7 @@ from .errors import ApiError, bad_request, outside_root
 from .handlers import BaseHandler
 from .transfer import Job
 from .transfer_board import CHUNK, IN_FLIGHT, _wait
-from .transfer_paths import MAX_DEVICE_PATH, _dev_join, _inside, check_device_path
+from .transfer_paths import MAX_DEVICE_PATH, _dev_join, _inside, check_device_path, climbs_out
 
 MAX_ENTRIES = 20000            # files + folders in one folder pull
 MAX_FILE_SIZE = 1 << 40        # a size beyond this is not a real file
@@ -65,13 +64,8 @@ def workspace_target(root_dir, dest):
         if not _inside(full, root):
             raise outside_root("%r is outside the Jupyter workspace" % dest)
         rel = os.path.relpath(full, root).replace(os.sep, "/")
-    depth = 0
-    for part in rel.split("/"):
-        if part in ("", "."):
-            continue
-        depth += -1 if part == ".." else 1
-        if depth < 0:
-            raise outside_root("%r is outside the Jupyter workspace" % dest)
+    if climbs_out(rel):
+        raise outside_root("%r is outside the Jupyter workspace" % dest)
     full = os.path.normpath(os.path.join(root, rel))
     check_inside(full, root, dest)
     display = os.path.relpath(full, root).replace(os.sep, "/")
@@ -196,7 +190,7 @@ def fetch_file(board, remote, final, size, mtime, on_bytes, should_stop):
             _local(f.flush, what=final)
             _local(os.fsync, f.fileno(), what=final)
         digest = hasher.hexdigest()
-        answer = json.loads(board.call("fs_hash", remote))
+        answer = board.json("fs_hash", remote)
         if not isinstance(answer, dict) or answer.get("sha256") != digest or answer.get("size") != size:
             raise ValueError("%r changed on the board while it was being pulled (sha256 differs)" % remote)
         if mtime is not None:
@@ -302,9 +296,7 @@ class PullHandler(BaseHandler):
     @authorized
     async def post(self, device_id):
         body = self.body_json()
-        source, dest = body.get("source"), body.get("dest", "")
-        if not isinstance(source, str) or not isinstance(dest, str):
-            raise bad_request('expected {"source": device path, "dest": workspace path}')
+        source, dest = self.source_dest(body, "device path", "workspace path")
         check_device_path(source, "source")
         workspace_target(self.transfers.root_dir, dest)
         sess = self.manager.require_session(device_id)

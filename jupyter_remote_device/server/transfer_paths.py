@@ -19,14 +19,21 @@ def check_device_path(path, name="dest"):
         raise bad_request("%s must be a string (a path on the device)" % name)
     if "\x00" in path or len(path) > MAX_DEVICE_PATH:
         raise bad_request("%s is not a valid device path" % name)
+    if climbs_out(path):
+        raise outside_root("%s %r is outside the device root" % (name, path))
+    return path
+
+
+def climbs_out(rel):
+    """True when a relative ``/``-path's ``..`` parts climb above where it starts."""
     depth = 0
-    for part in path.split("/"):
+    for part in rel.split("/"):
         if part in ("", "."):
             continue
         depth += -1 if part == ".." else 1
         if depth < 0:
-            raise outside_root("%s %r is outside the device root" % (name, path))
-    return path
+            return True
+    return False
 
 
 def _inside(real, root):
