@@ -102,6 +102,7 @@ class BoundedChannel(Channel):
                 self.close()
                 raise EOFError("the peer sent a corrupt frame: %s" % e)
             if d.unconsumed_tail:
+                data = d = None  # the traceback keeps this frame's locals: do not keep 64 MiB with it
                 self.close()
                 raise EOFError("the peer sent a frame inflating past %d bytes: connection closed" % self.MAX_FRAME)
         return data

@@ -9,12 +9,16 @@ The saved boards (``%connect NAME``) are ``link.saved``'s.
 import re
 import threading
 
+import rpyc
+
 from ..link import LinkError, Policy, dial, json_text, plain, saved
 from ..link.classic import kind_of
 from ..link.errors import is_connection_error
+from ..link.heartbeat import Heartbeat, cut
 
 AGENT_PORT = 18861
 CLASSIC_PORT = 18812
+INTERRUPT_TIMEOUT = 5.0
 
 BoardError = LinkError  # what the kernel shows: a contract reason and a message
 
@@ -53,8 +57,9 @@ def split_host_port(text, default_port):
 class Target(object):
     """Where to connect: host, port, token, and the saved board's id/name if known."""
 
-    def __init__(self, host, port, token=None, name=None, device_id=None, tls=False):
+    def __init__(self, host, port, token=None, name=None, device_id=None, tls=False, fingerprint=None):
         self.tls = bool(tls)
+        self.fingerprint = fingerprint  # the TLS certificate the server pinned (saved boards)
         self.host = host
         self.port = int(port)
         self.token = token
@@ -79,7 +84,8 @@ class Target(object):
 
 def target_from_device(d):
     return Target(d["host"], int(d.get("port") or AGENT_PORT), token=d.get("token") or None,
-                  name=d.get("name") or None, device_id=d.get("id"), tls=bool(d.get("tls")))
+                  name=d.get("name") or None, device_id=d.get("id"), tls=bool(d.get("tls")),
+                  fingerprint=d.get("fingerprint") if isinstance(d.get("fingerprint"), str) else None)
 
 
 def with_saved_token(target):
@@ -91,6 +97,8 @@ def with_saved_token(target):
         target.name = target.name or d.get("name")
         target.device_id = target.device_id or d.get("id")
         target.tls = target.tls or bool(d.get("tls"))
+        if target.fingerprint is None and isinstance(d.get("fingerprint"), str):
+            target.fingerprint = d.get("fingerprint")
     return target
 
 
@@ -113,9 +121,21 @@ class Backend(object):
             self.hello = {}
         self._ctl = None
         self._ctl_lock = threading.Lock()
+        # a frozen board (SIGSTOP, Wi-Fi gone) is noticed within 5 s: its calls fail at once
+        self.heartbeat = Heartbeat(self.conn, on_lost=self._frozen, label=target.label)
         t = threading.Thread(target=self._control, name="jrd-kernel-ctl")
         t.daemon = True
         t.start()
+
+    @property
+    def lost(self):
+        """Why the heartbeat gave the board up (None while it answers)."""
+        return self.heartbeat.lost
+
+    def _frozen(self, why):
+        ctl = self._ctl
+        if ctl is not None:
+            cut(ctl)  # an interrupt waiting on it answers at once
 
     def _found(self, kind):
         self._kind = kind
@@ -123,7 +143,7 @@ class Backend(object):
     def _dial(self):
         t = self.target
         return dial(t.host, t.port, self.policy, kind=self._kind, token=t.token, tls=t.tls,
-                    timeout=self.timeout, on_kind=self._found)
+                    timeout=self.timeout, on_kind=self._found, fingerprint=t.fingerprint)
 
     def _control(self):
         """A second connection for interrupts (the main one may be inside a poll)."""
@@ -140,6 +160,7 @@ class Backend(object):
         return self.conn.closed
 
     def close(self):
+        self.heartbeat.stop()
         for c in (self.conn, self._ctl):
             if c is not None:
                 try:
@@ -169,9 +190,13 @@ class Backend(object):
         self.conn.root.exec_input(exec_id, text)
 
     def interrupt(self, exec_id):
+        if self.lost:
+            return False  # nothing to interrupt on a board that stopped answering
         ctl = self._control()
         conn = ctl if ctl is not None else self.conn
-        return bool(plain(conn.root.exec_interrupt(exec_id), "an interrupt reply"))
+        res = rpyc.async_(conn.root.exec_interrupt)(exec_id)
+        res.set_expiry(INTERRUPT_TIMEOUT)
+        return bool(plain(res.value, "an interrupt reply"))
 
     def complete(self, ns, code, cursor_pos):
         return self._json("complete", ns, code, cursor_pos)

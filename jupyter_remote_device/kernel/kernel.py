@@ -18,6 +18,8 @@ from .. import __version__
 from ..link.wire import CAMERA_MIME
 from . import boards
 from .boards import AGENT_PORT, CLASSIC_PORT, BoardError, Target
+from .inert import make_inert
+from .settings import kernel_policy
 from .syntax import is_complete as _is_complete
 
 POLL_WAIT = 0.5
@@ -67,6 +69,7 @@ class RemoteDeviceKernel(Kernel):
         self.backend = None
         self.board_info = {}
         self._reset_targets = set()
+        self.policy = kernel_policy(self.log)  # the server's allowed_networks, tokens, connect_timeout
         self._current_exec = None
         self._interrupted = threading.Event()
         self._sigint_installed = False
@@ -115,6 +118,14 @@ class RemoteDeviceKernel(Kernel):
             data[CAMERA_MIME] = spec
         return data
 
+    def _bundle(self, data):
+        """A board's MIME bundle as the notebook gets it: active content made inert (noted on stderr)."""
+        data, notes = make_inert(self._fix_bundle(data or {}))
+        if notes:
+            self._stream("stderr", "[jupyter-remote-device: active content from the board was made inert: %s]\n"
+                         % "; ".join(notes))
+        return data
+
     def _publish_event(self, ev, silent):
         t = ev.get("type")
         if t == "stream":
@@ -122,10 +133,10 @@ class RemoteDeviceKernel(Kernel):
         elif t == "result":
             if not silent:
                 self.send_response(self.iopub_socket, "execute_result", {
-                    "execution_count": self.execution_count, "data": self._fix_bundle(ev.get("data") or {}),
+                    "execution_count": self.execution_count, "data": self._bundle(ev.get("data")),
                     "metadata": ev.get("metadata") or {}})
         elif t == "display":
-            content = {"data": self._fix_bundle(ev.get("data") or {}), "metadata": ev.get("metadata") or {},
+            content = {"data": self._bundle(ev.get("data")), "metadata": ev.get("metadata") or {},
                        "transient": ev.get("transient") or {}}
             if ev.get("update") and content["transient"].get("display_id"):
                 self.send_response(self.iopub_socket, "update_display_data", content)
@@ -141,7 +152,7 @@ class RemoteDeviceKernel(Kernel):
         self._disconnect()
         self.target = target
         try:
-            backend = boards.open_backend(target)
+            backend = boards.open_backend(target, policy=self.policy)
         except BoardError as e:
             raise _MagicError("ConnectError", "Could not connect to %s: %s (%s). The kernel tries again on the "
                               "next cell." % (target.label, e.message, e.reason))
@@ -196,7 +207,7 @@ class RemoteDeviceKernel(Kernel):
         lost = self.backend is not None
         self._disconnect()
         try:
-            backend = boards.open_backend(self.target)
+            backend = boards.open_backend(self.target, policy=self.policy)
         except BoardError as e:
             raise _MagicError("ConnectionLost" if lost else "ConnectError",
                               "The board %s is not reachable: %s (%s). The kernel tries again on the next cell."
@@ -429,6 +440,12 @@ class RemoteDeviceKernel(Kernel):
 
     def _lost_reply(self, exc):
         label = self.target.label if self.target is not None else "the board"
+        frozen = getattr(self.backend, "lost", None)
+        if frozen:
+            self._disconnect()
+            self.backend = None
+            return self._error_reply("ConnectionLost", "%s%s: the cell was ended. The kernel reconnects on the "
+                                     "next cell." % (frozen[:1].upper(), frozen[1:]))
         self._disconnect()
         # keep self.target: the next cell reconnects
         self.backend = None

@@ -7,6 +7,8 @@ server. Our side is ``rpyc.VoidService`` (or ``ClassicClient``): it exposes noth
 even a hostile one, cannot call into the Jupyter side.
 """
 import errno
+import hashlib
+import hmac
 import ipaddress
 import os
 import socket
@@ -143,15 +145,44 @@ def _client_tls(sock, host, ssl_context, deadline):
     return ctx.wrap_socket(sock, server_hostname=host if ctx.check_hostname else None)
 
 
-def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, user=None):
-    """Run the client side of auth.py's handshake. Returns (the possibly TLS socket, greeting)."""
+def fingerprint_of(sock):
+    """The SHA-256 fingerprint of the peer's TLS certificate, as ``AA:BB:...`` (None without TLS)."""
+    getpeercert = getattr(sock, "getpeercert", None)
+    der = getpeercert(binary_form=True) if getpeercert is not None else None
+    if not der:
+        return None
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def same_fingerprint(a, b):
+    def norm(x):
+        return str(x or "").replace(":", "").strip().lower()
+    return norm(a) == norm(b)
+
+
+def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, user=None, fingerprint=None):
+    """Run the client side of auth.py's handshake. Returns (the possibly TLS socket, greeting).
+
+    No downgrade: with a token, a board that offers no authentication (or cannot prove it knows
+    the token) is refused. With ``fingerprint`` (pinned on first use), a TLS certificate with
+    another fingerprint is refused with ``cert-changed``, and a board that stopped offering TLS
+    with ``protocol``. The greeting returned carries ``fingerprint`` when TLS is on.
+    """
     hello = read_greeting(sock, host, port, deadline)
     try:
         if hello.get("tls"):
             sock = _client_tls(sock, host, ssl_context, deadline)
-        elif tls:
-            raise LinkError("protocol", "%s:%s does not offer TLS, but this board is configured for TLS"
-                            % (host, port))
+            seen = fingerprint_of(sock)
+            hello["fingerprint"] = seen
+            if fingerprint and not same_fingerprint(seen, fingerprint):
+                raise LinkError("cert-changed", "The TLS certificate of %s:%s has changed (it was %s, now %s). "
+                                "If the board was reinstalled or made a new certificate, accept the new one "
+                                "explicitly (POST devices/{id}/session {\"accept_certificate\": true}); "
+                                "otherwise something is in between." % (host, port, fingerprint, seen))
+        elif tls or fingerprint:
+            raise LinkError("protocol", "%s:%s does not offer TLS, but this board is configured for TLS%s"
+                            % (host, port, " (its certificate was pinned)" if fingerprint else ""))
         sock.settimeout(remaining(deadline))
         challenge = auth.read_json_line(sock)
         nonce = challenge.get("nonce")
@@ -159,6 +190,9 @@ def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, us
             raise ValueError("no nonce")
         cnonce = os.urandom(16).hex()
         reply = {"cnonce": cnonce, "user": user}
+        if token and challenge.get("auth") != "hmac-sha256":
+            raise LinkError("auth-failed", "%s:%s offers no authentication, but this board has a token: "
+                            "refused (a board with a token must prove it knows it)" % (host, port))
         if challenge.get("auth") == "hmac-sha256":
             if not token:
                 raise LinkError("auth-failed", "%s:%s requires a token and none was given. The agent "
@@ -171,12 +205,14 @@ def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, us
         if not answer.get("ok"):
             raise LinkError("auth-failed", "The board at %s:%s refused the token (%s). Check the token "
                             "the agent printed when it started." % (host, port, answer.get("error", "refused")))
-        if challenge.get("auth") == "hmac-sha256":
+        if token:
             proof = answer.get("proof")
-            if not isinstance(proof, str) or proof != auth.agent_proof(token, nonce, cnonce):
+            if not isinstance(proof, str) or not hmac.compare_digest(proof, auth.agent_proof(token, nonce, cnonce)):
                 raise LinkError("auth-failed", "%s:%s accepted the connection but could not prove it knows "
                                 "the token: it may be an impostor" % (host, port))
         return sock, hello
+    except LinkError:
+        raise
     except socket.timeout:
         raise LinkError("timeout", "The handshake with %s:%s did not finish within the connect timeout"
                         % (host, port))
@@ -196,13 +232,16 @@ def rpyc_over(sock, service=rpyc.VoidService, **config):
 
 
 def connect(host, port, token=None, timeout=5.0, tls=False, ssl_context=None, user=None,
-            sync_request_timeout=30):
-    """BLOCKING: a new authenticated, tuned rpyc connection to the agent at host:port."""
+            sync_request_timeout=30, fingerprint=None):
+    """BLOCKING: a new authenticated, tuned rpyc connection to the agent at host:port.
+
+    ``conn._jrd_hello`` is the agent's greeting (with ``fingerprint`` under TLS)."""
     deadline = time.monotonic() + float(timeout)
     sock = tcp(host, int(port), deadline)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock, hello = handshake(sock, host, port, token, deadline, tls=tls, ssl_context=ssl_context, user=user)
+        sock, hello = handshake(sock, host, port, token, deadline, tls=tls, ssl_context=ssl_context, user=user,
+                                fingerprint=fingerprint)
         from .rpyc_family import agent_rpyc_problem
         problem = agent_rpyc_problem(hello, "%s:%s" % (host, port))
         if problem:
@@ -217,7 +256,7 @@ def connect(host, port, token=None, timeout=5.0, tls=False, ssl_context=None, us
 
 
 def dial(host, port, policy, kind=None, token=None, tls=False, timeout=None, on_kind=None,
-         sync_request_timeout=30, classic_root=None):
+         sync_request_timeout=30, classic_root=None, fingerprint=None):
     """BLOCKING: a connection to whatever board answers on host:port, within ``policy``.
 
     ``kind`` is what answered last time (``"agent"``, ``"classic"`` or None = probe first: a
@@ -250,7 +289,7 @@ def dial(host, port, policy, kind=None, token=None, tls=False, timeout=None, on_
             found(None)  # something else answers now: try the agent
     try:
         return connect(ip, port, token=token, timeout=timeout, tls=tls, user=policy.user,
-                       sync_request_timeout=sync_request_timeout)
+                       sync_request_timeout=sync_request_timeout, fingerprint=fingerprint)
     except LinkError as e:
         if e.kind != "classic":
             raise

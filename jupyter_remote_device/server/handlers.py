@@ -175,10 +175,12 @@ class SessionHandler(BaseHandler):
     @authorized
     async def post(self, device_id):
         body = self.body_json(required=False)
-        take_over = body.get("take_over", False)
-        if not isinstance(take_over, bool):
-            raise bad_request("take_over must be true or false")
-        await self.manager.open_session(device_id, token=body.get("token"), take_over=take_over)
+        flags = {}
+        for flag in ("take_over", "accept_certificate"):
+            flags[flag] = body.get(flag, False)
+            if not isinstance(flags[flag], bool):
+                raise bad_request("%s must be true or false" % flag)
+        await self.manager.open_session(device_id, token=body.get("token"), **flags)
         self.reply(self.manager.get(device_id).to_dict())
 
     @tornado.web.authenticated

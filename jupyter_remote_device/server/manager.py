@@ -56,8 +56,9 @@ def validate_port(port):
 class Device:
     """A board the server knows. ``to_dict`` is the contract's Device."""
 
-    def __init__(self, host, port, name=None, token=None, source="manual", tls=False, ssh=None):
+    def __init__(self, host, port, name=None, token=None, source="manual", tls=False, ssh=None, fingerprint=None):
         self.host = host
+        self.fingerprint = fingerprint  # the board's TLS certificate, pinned on first use
         self.ssh = ssh  # {"user", "host", "port", "key", "agent_port"?} for boards reached over SSH (ssh.py)
         self.port = port
         self.id = device_id_for(host, port)
@@ -76,12 +77,14 @@ class Device:
         return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,
                 "source": self.source, "status": self.status, "kind": self.kind, "info": self.info,
                 "error": self.error, "tls": self.tls, "has_token": bool(self.token),
+                "fingerprint": self.fingerprint,
                 "last_seen": self.last_seen,
                 "ssh": {k: self.ssh.get(k) for k in ("user", "host", "port", "key")} if self.ssh else None}
 
     def to_saved(self):
         return {"id": self.id, "name": self.name, "host": self.host, "port": self.port,
-                "token": self.token, "source": self.source, "tls": self.tls, "ssh": self.ssh}
+                "token": self.token, "source": self.source, "tls": self.tls, "ssh": self.ssh,
+                "fingerprint": self.fingerprint}
 
 
 class DeviceManager(LoggingConfigurable):
@@ -103,6 +106,8 @@ class DeviceManager(LoggingConfigurable):
     connect_timeout = Float(5.0, help="Seconds to wait when opening a board connection.").tag(config=True)
     heartbeat_interval = Float(3.0, help="Seconds between heartbeats (which also refresh info).").tag(config=True)
     heartbeat_timeout = Float(4.0, help="A heartbeat unanswered this long marks the connection lost.").tag(config=True)
+    max_calls_per_device = Int(8, help="Calls one board may have running at once in the server's worker pool "
+                               "(the heartbeat apart): a slow board cannot starve the others.").tag(config=True)
     reconnect_max_delay = Float(10.0, help="Cap of the reconnect backoff, in seconds.").tag(config=True)
     max_body_size = Int(1 << 20, help="Largest JSON request body, in bytes.").tag(config=True)
     devices_file = Unicode(help="Where manually added boards are saved (mode 0600).").tag(config=True)
@@ -188,9 +193,11 @@ class DeviceManager(LoggingConfigurable):
             if d.get("source") == "config":
                 continue  # the configuration says which of these still exist
             try:
-                self.add_device(d["host"], d["port"], name=d.get("name"), token=d.get("token"),
-                                source=d.get("source", "manual"), tls=bool(d.get("tls")), persist=False,
-                                ssh=d.get("ssh") if isinstance(d.get("ssh"), dict) else None)
+                dev, _ = self.add_device(d["host"], d["port"], name=d.get("name"), token=d.get("token"),
+                                         source=d.get("source", "manual"), tls=bool(d.get("tls")), persist=False,
+                                         ssh=d.get("ssh") if isinstance(d.get("ssh"), dict) else None)
+                if isinstance(d.get("fingerprint"), str):
+                    dev.fingerprint = d["fingerprint"]
             except (KeyError, ApiError) as e:
                 self.log.error("remote-device: skipping a saved device: %s", e)
 
@@ -314,16 +321,32 @@ class DeviceManager(LoggingConfigurable):
         """BLOCKING: a new authenticated connection to the device's agent (or classic board)."""
         if device.ssh:  # through the SSH tunnel to the board's loopback (ssh.py)
             from .ssh import links
-            return links(self).connect_blocking(device, timeout or self.connect_timeout)
+            conn = links(self).connect_blocking(device, timeout or self.connect_timeout)
+            self._pin(device, conn)
+            return conn
 
         def found(kind):
             device.kind = kind
 
         try:
-            return dial(device.host, device.port, self.policy, kind=device.kind, token=device.token,
-                        tls=device.tls, timeout=timeout, on_kind=found)
+            conn = dial(device.host, device.port, self.policy, kind=device.kind, token=device.token,
+                        tls=device.tls, timeout=timeout, on_kind=found, fingerprint=device.fingerprint)
         except LinkError as e:
             raise api_error(e)
+        self._pin(device, conn)
+        return conn
+
+    def _pin(self, device, conn):
+        """Trust on first use: remember the certificate a board showed the first time (saved)."""
+        seen = (getattr(conn, "_jrd_hello", None) or {}).get("fingerprint")
+        if seen and not device.fingerprint:
+            device.fingerprint = seen
+            self.log.info("remote-device %s: pinned its TLS certificate %s", device.name, seen)
+            if device.source in ("manual", "ssh", "config"):
+                try:
+                    self.save()
+                except OSError as e:
+                    self.log.error("remote-device: cannot write %s: %s", self.devices_file, e)
 
     async def run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -380,8 +403,15 @@ class DeviceManager(LoggingConfigurable):
                     await self.refresh_status(dev)
 
     # -- sessions ------------------------------------------------------------
-    async def open_session(self, device_id, token=None, take_over=False):
+    async def open_session(self, device_id, token=None, take_over=False, accept_certificate=False):
+        """Open (or return) the device's session. ``accept_certificate`` forgets the pinned TLS
+        certificate first, so the one the board shows now is pinned (after a cert-changed)."""
         dev = self.get(device_id)
+        if accept_certificate and dev.fingerprint:
+            self.log.warning("remote-device %s: forgetting its pinned certificate %s (accepted by the user)",
+                             dev.name, dev.fingerprint)
+            dev.fingerprint = None
+            await self.close_session(device_id)
         if token is not None:
             if not isinstance(token, str) or len(token) > 1024:
                 raise bad_request("token must be a string")

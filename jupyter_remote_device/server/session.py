@@ -15,6 +15,7 @@ import rpyc
 
 from ..link import ConnectionLost, LinkError, board_error, json_text, plain
 from ..link.errors import BoardStopped
+from ..link.heartbeat import Heartbeat
 from .errors import ApiError, api_error
 
 
@@ -55,6 +56,8 @@ class DeviceSession:
         self.session_id = uuid.uuid4().hex  # this session's claim on the board (see _claim)
         self._fns = (None, {})  # (root, {name: method netref})
         self._stopped = None  # "Stopped: why" after the agent said it is stopping
+        self._beat = None  # link.heartbeat on the control connection
+        self._slots = None  # at most manager.max_calls_per_device calls at once (heartbeats apart)
 
     @property
     def device_id(self):
@@ -123,6 +126,14 @@ class DeviceSession:
 
     def _attach(self, conn, root, info):
         self.conn, self.root = conn, root
+        loop = asyncio.get_running_loop()
+
+        def frozen(why):  # from the heartbeat's thread: a board that stopped answering
+            loop.call_soon_threadsafe(lambda: self.conn is conn and self._lost(why))
+
+        if self._beat is not None:
+            self._beat.stop()
+        self._beat = Heartbeat(conn, timeout=self.manager.heartbeat_timeout, on_lost=frozen, label=self.device.name)
         self.connected_at = time.time()
         self.device.info = info
         self.device.kind = getattr(conn, "jrd_kind", "agent")  # "classic": link/classic.py
@@ -166,8 +177,11 @@ class DeviceSession:
         if self.closed or self.conn is None:
             raise ApiError(409, "not-connected", "%s is not connected (%s)" % (
                 self.device.name, self.device.error or "connecting"))
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(max(1, int(self.manager.max_calls_per_device)))
         try:
-            return await self.manager.run(self._call_blocking, name, args, timeout)
+            async with self._slots:  # one slow board cannot take every worker of the shared pool
+                return await self.manager.run(self._call_blocking, name, args, timeout)
         except Exception as e:
             err = map_remote_error(e, self.device.name)
             if isinstance(err, BoardStopped):
@@ -299,6 +313,8 @@ class DeviceSession:
 
     async def close(self):
         self.closed = True
+        if self._beat is not None:
+            self._beat.stop()
         for task in (self._hb_task, self._reconnect_task):
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()

@@ -200,7 +200,8 @@ class SshLinks:
         for attempt in (0, 1):
             port = self.tunnel_port_blocking(dev, m.ssh_timeout)
             try:
-                return connect("127.0.0.1", port, token=dev.token, timeout=timeout, user=m.user_name)
+                return connect("127.0.0.1", port, token=dev.token, timeout=timeout, user=m.user_name,
+                               fingerprint=dev.fingerprint)
             except LinkError as e:
                 link = self.links.get(dev.id)
                 if attempt == 0 and link is not None and link.verified is not None:

@@ -29,7 +29,7 @@ import uuid
 from ..link.checks import json_text
 from ..link.errors import LinkError
 from .errors import bad_request, not_found
-from .transfer_board import CHUNK, CHUNK_TIMEOUT, IN_FLIGHT, _Board, _wait, board_error, send_file
+from .transfer_board import CHUNK, CHUNK_TIMEOUT, IN_FLIGHT, _Board, _wait, board_error, confirmed, send_file
 from .transfer_io import Upload, download
 from .transfer_paths import (
     DEFAULT_IGNORE,
@@ -367,8 +367,8 @@ class TransferManager(object):
         pending = collections.deque()
 
         def settle():
-            ar, n = pending.popleft()
-            _wait(ar)
+            ar, n, digest = pending.popleft()
+            confirmed(_wait(ar), digest, n)
             job.bytes_done += n
             job.files_done += 1
             self._emit(job)
@@ -382,7 +382,7 @@ class TransferManager(object):
                     raise ValueError("%s changed while it was being pushed" % os.path.basename(local))
                 digest = hashlib.sha256(data).hexdigest()
                 wire, encoding = maybe_compress(local, data)
-                pending.append((board.put_async(remote, wire, mtime, digest, encoding), size))
+                pending.append((board.put_async(remote, wire, mtime, digest, encoding), size, digest))
                 job.wire_bytes += len(wire)
                 while len(pending) >= IN_FLIGHT * 2:
                     settle()

@@ -6,6 +6,7 @@ import os
 import socket
 
 from ..link.checks import json_text
+from ..link.errors import LinkError
 from .errors import api_error
 
 CHUNK = 1 << 20            # bytes per fs_write_chunk / fs_read call
@@ -42,9 +43,10 @@ class _Board(object):
     def json(self, name, *args):
         return json_text(getattr(self._root, name)(*args), "an answer to %s" % name)
 
-    def finish_write(self, handle, sha256):
-        """fs_write_close: the board puts the file in place when its sha256 matches ours."""
-        return json_text(_wait(self.close_async(handle, sha256), CHUNK_TIMEOUT * 2), "a write's result")
+    def finish_write(self, handle, sha256, size=None):
+        """fs_write_close: the board puts the file in place when its sha256 matches ours; we check
+        what it says it wrote too (a board that lies about a result is caught here)."""
+        return confirmed(_wait(self.close_async(handle, sha256), CHUNK_TIMEOUT * 2), sha256, size)
 
     def close(self):
         try:
@@ -60,6 +62,17 @@ class _Board(object):
             inner._channel.stream.sock.shutdown(socket.SHUT_RDWR)
         except Exception:
             pass
+
+
+def confirmed(answer, sha256, size=None, what="a write"):
+    """The board's ``{"path", "size", "sha256"}`` for a write, when it matches what we sent
+    (LinkError ``protocol`` otherwise: the file is not verified)."""
+    res = json_text(answer, "the result of %s" % what)
+    if res.get("sha256") != sha256 or (size is not None and res.get("size") != size):
+        raise LinkError("protocol", "the board reported %s for %s (sha256 %s, %s bytes); we sent sha256 %s, "
+                        "%s bytes: not verified" % ("another content", res.get("path") or what,
+                                                    str(res.get("sha256"))[:64], res.get("size"), sha256, size))
+    return res
 
 
 def _wait(ar, timeout=CHUNK_TIMEOUT):
@@ -108,7 +121,7 @@ def send_file(board, local, remote, size, mtime, on_bytes=None, should_stop=None
         if offset != size:
             raise ValueError("%s changed while it was being pushed (%d bytes read, %d expected)"
                              % (os.path.basename(local), offset, size))
-        res = board.finish_write(handle, hasher.hexdigest())
+        res = board.finish_write(handle, hasher.hexdigest(), size)
         ok = True
         return res
     finally:

@@ -135,7 +135,7 @@ class Upload(object):
 
     def _close(self):
         try:
-            res = self.board.finish_write(self.handle, self.hasher.hexdigest())
+            res = self.board.finish_write(self.handle, self.hasher.hexdigest(), self.offset)
         except Exception as e:
             raise board_error(e, "the board")
         self.handle = None
