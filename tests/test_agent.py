@@ -262,6 +262,13 @@ def test_imports_stay_in_their_rooms(room):
     assert not crossing, "imports crossing a room's line:\n" + "\n".join(crossing)
 
 
+def test_no_python_module_is_too_long_to_read():
+    """A new concern gets a new file (docs/ARCHITECTURE.md, Habits): no module over ~700 lines."""
+    long = ["%s: %d lines" % (p.relative_to(PKG_DIR), n) for p in sorted(PKG_DIR.rglob("*.py"))
+            for n in [len(p.read_text().splitlines())] if n > 750]
+    assert not long, long
+
+
 def test_room_rules_catch_a_crossing(tmp_path):
     """The rule checker itself: a kernel module importing the server is caught."""
     rules = ROOM_RULES["kernel"]

@@ -3,8 +3,9 @@ within ``timeout`` seconds, instead of waiting on rpyc's 30 s request timeout or
 
 Every ``interval`` seconds an rpyc ping goes out on the connection; when none comes back within
 ``timeout``, the connection's socket is shut down, so every call waiting on it fails at once
-(``EOFError``), and ``on_lost(reason)`` is told. One daemon thread per watched connection; it
-ends when the connection closes.
+(``EOFError``), and ``on_lost(reason)`` is told. A connection that breaks otherwise (EOF, reset,
+an agent that is stopping) is left to its users, who see why. One daemon thread per watched
+connection; it ends when the connection closes or breaks.
 """
 import socket
 import threading
@@ -57,11 +58,9 @@ class Heartbeat(object):
             except Exception as e:
                 if self._stop.is_set() or self._closed():
                     return
-                waited = time.monotonic() - t0
-                if waited < self.timeout * 0.9 and not _is_timeout(e):
-                    why = "the connection to %s broke (%s)" % (self.label, type(e).__name__)
-                else:
-                    why = "%s stopped answering (no heartbeat within %g s)" % (self.label, self.timeout)
+                if time.monotonic() - t0 < self.timeout * 0.9 and not _is_timeout(e):
+                    return  # the connection broke (the board said why, or hung up): its users see that
+                why = "%s stopped answering (no heartbeat within %g s)" % (self.label, self.timeout)
             self.lost = why
             cut(self.conn)
             if self.on_lost is not None:

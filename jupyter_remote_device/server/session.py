@@ -13,7 +13,8 @@ import uuid
 
 import rpyc
 
-from ..link import ConnectionLost, LinkError, board_error, json_text, plain
+from .. import link
+from ..link import ConnectionLost, LinkError, board_error
 from ..link.errors import BoardStopped
 from ..link.heartbeat import Heartbeat
 from .errors import ApiError, api_error
@@ -33,10 +34,18 @@ def map_remote_error(e, device_name=""):
     return err if isinstance(err, ConnectionLost) else api_error(err)
 
 
-def checked_json(value, what):
-    """link.checks.json_text, with its LinkError as an ApiError."""
+def json_text(value, what="an answer"):
+    """link.checks.json_text, with its LinkError as an ApiError (for the server's modules)."""
     try:
-        return json_text(value, what)
+        return link.json_text(value, what)
+    except LinkError as e:
+        raise api_error(e)
+
+
+def plain(value, what="an answer"):
+    """link.checks.plain, with its LinkError as an ApiError (for the server's modules)."""
+    try:
+        return link.plain(value, what)
     except LinkError as e:
         raise api_error(e)
 
@@ -78,7 +87,7 @@ class DeviceSession:
             claim = root.claim
         except AttributeError:  # an agent without the holder concept
             return
-        reply = checked_json(claim(self.manager.user_name, self.session_id, bool(take_over)), "a claim reply")
+        reply = json_text(claim(self.manager.user_name, self.session_id, bool(take_over)), "a claim reply")
         if not reply.get("ok"):
             holder = reply.get("holder") or {}
             raise ApiError(409, "in-use", "%s is in use by %s (since %s). Take it over explicitly with "
@@ -97,7 +106,7 @@ class DeviceSession:
             root = conn.root
             self._claim(root, take_over)
             info_fn = root.info
-            info = checked_json(info_fn(), "its info")
+            info = json_text(info_fn(), "its info")
             self._fns = (root, {"info": info_fn})
         except BaseException as e:
             _shutdown(conn)
@@ -193,7 +202,7 @@ class DeviceSession:
             raise err
 
     async def call_json(self, name, *args, timeout=None):
-        return checked_json(await self.call(name, *args, timeout=timeout), "an answer to %s" % name)
+        return json_text(await self.call(name, *args, timeout=timeout), "an answer to %s" % name)
 
     async def exec(self, code, timeout=30.0):
         """Run code in the REST namespace; returns {"stdout","stderr","error"}."""
@@ -251,7 +260,7 @@ class DeviceSession:
                 return
             try:
                 info = json_text(raw, "its info")
-            except LinkError:
+            except ApiError:
                 continue
             self.device.info = info
             if self._taken_over(info):
