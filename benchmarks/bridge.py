@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 from jupyter_remote_device.link import rpyc_family  # noqa: E402
-from jupyter_remote_device.server.classic import connect_classic  # noqa: E402
+from jupyter_remote_device.link.classic import connect_classic  # noqa: E402
 from old_boards import OldBoard, board_python  # noqa: E402
 
 

@@ -107,7 +107,7 @@ def test_stalled_tls_handshake_is_cut_off(tmp_path):
         assert closed_within(s, 5.0)
         assert 1.0 < time.monotonic() - t0 < 4.0
         s.close()
-        client.connect("127.0.0.1", port, TOKEN).close()
+        link.connect("127.0.0.1", port, TOKEN).close()
     finally:
         stop_process(p, 5)
 

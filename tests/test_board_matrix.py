@@ -10,7 +10,8 @@ import json
 import pytest
 
 from jupyter_remote_device.link import rpyc_family
-from jupyter_remote_device.server.classic import connect_classic, probe_board
+from jupyter_remote_device.link.classic import connect_classic
+from jupyter_remote_device.link.probe import probe as probe_board
 from old_boards import OldBoard, board_python
 
 PYTHONS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]

@@ -401,15 +401,15 @@ def test_kernel_says_so_too(kernel_env, py37_board):
 def test_rpyc_3_board_gets_words_too(tmp_path):
     """rpyc 3.x (Python 3.6; rpyc 3 does not import on 3.7+) speaks the old wire but refuses rpyc 5's
     requests: too-old, saying what it must be and what to do, within the connect timeout."""
-    from jupyter_remote_device.server.classic import connect_classic
-    from jupyter_remote_device.server.errors import ApiError
+    from jupyter_remote_device.link import LinkError
+    from jupyter_remote_device.link.classic import connect_classic
     py, why = board_python("3.6", "3.4.4", pillow=False)
     if py is None:
         pytest.skip(why)
     b = OldBoard(py, with_maix=False)
     try:
         t0 = time.monotonic()
-        with pytest.raises(ApiError) as e:
+        with pytest.raises(LinkError) as e:
             connect_classic("127.0.0.1", b.port, timeout=5)
         assert time.monotonic() - t0 < 5
         assert e.value.reason == "too-old" and "older than 4.0" in e.value.message, e.value.message
