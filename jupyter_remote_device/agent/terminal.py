@@ -108,7 +108,24 @@ class Terminal(object):
             if e.errno in (errno.EIO, errno.EBADF):  # the shell (and everyone holding the pty) is gone
                 return None
             raise
-        return data if data else None
+        if not data:
+            return None
+        # what is already waiting goes in the same answer (a pty hands out ~4 KiB at a time):
+        # fewer round trips under a flood of output, no added wait for a lone keystroke echo
+        chunks, size = [data], len(data)
+        while size < max_bytes:
+            try:
+                more, _, _ = select.select([self.fd], [], [], 0)
+                if not more:
+                    break
+                part = os.read(self.fd, max_bytes - size)
+            except OSError:
+                break
+            if not part:
+                break
+            chunks.append(part)
+            size += len(part)
+        return b"".join(chunks)
 
     def _pending(self):
         try:
