@@ -113,7 +113,8 @@ def test_stalled_tls_handshake_is_cut_off(tmp_path):
 
 
 def test_pending_handshakes_capped_per_address_and_in_total(tmp_path):
-    p, port = start_agent(tmp_path, "--handshake-timeout", "30", "--max-pending", "12")
+    p, port = start_agent(tmp_path, "--handshake-timeout", "30", "--max-pending", "12",
+                          "--max-pending-per-address", "8")
     held = []
     try:
         for _ in range(8):  # 8 silent clients from one address: all admitted (greeting sent)

@@ -102,7 +102,9 @@ def parse_args(argv=None):
     p.add_argument("--handshake-timeout", type=float, default=10.0,
                    help="seconds a client has for the whole handshake (default 10)")
     p.add_argument("--max-pending", type=int, default=64,
-                   help="handshakes in progress at once, in total (default 64; 8 per address)")
+                   help="handshakes in progress at once, in total (default 64)")
+    p.add_argument("--max-pending-per-address", type=int, default=16,
+                   help="handshakes in progress at once from one address (default 16)")
     p.add_argument("--mdns", dest="mdns", action="store_true", default=None,
                    help="advertise on mDNS/DNS-SD (default: on when zeroconf is installed and --host is not loopback)")
     p.add_argument("--no-mdns", dest="mdns", action="store_false", help="do not advertise on mDNS")
@@ -261,7 +263,8 @@ def main(argv=None):
     server = AgentServer(classpartial(AgentService, board), hostname=args.host, port=args.port,
                          authenticator=authenticator, protocol_config=SERVER_CONFIG, logger=log,
                          ipv6=":" in args.host, handshake_timeout=args.handshake_timeout,
-                         max_pending=args.max_pending, max_pending_per_address=max(1, min(8, args.max_pending)))
+                         max_pending=args.max_pending,
+                         max_pending_per_address=max(1, min(args.max_pending_per_address, args.max_pending)))
     server._listen()  # listen() before announcing: rpyc's start() would only do it in the thread (race)
     port = server.port
     stop = threading.Event()

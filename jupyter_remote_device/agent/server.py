@@ -6,7 +6,8 @@
 * Handshakes are bounded: each has an absolute deadline (``handshake_timeout`` from accept, not
   per read: a client dribbling one byte at a time is cut off at the deadline, TLS included); at
   most ``max_pending`` handshakes run at once, at most ``max_pending_per_address`` from one
-  address; connections beyond that are closed at once.
+  address (a Jupyter server, or an SSH tunnel, opens several at once: camera, transfers);
+  connections beyond that are closed at once.
 * Authenticated connections skip zlib and re-slicing and refuse absurd frames (wire.py).
 
 Standard library + rpyc, Python 3.8 syntax.
@@ -32,7 +33,7 @@ class AgentServer(ThreadedServer):
     def __init__(self, *args, **kwargs):
         self.handshake_timeout = float(kwargs.pop("handshake_timeout", 10.0))
         self.max_pending = int(kwargs.pop("max_pending", 64))
-        self.max_pending_per_address = int(kwargs.pop("max_pending_per_address", 8))
+        self.max_pending_per_address = int(kwargs.pop("max_pending_per_address", 16))
         ThreadedServer.__init__(self, *args, **kwargs)
         self._pending = {}          # id(sock) -> (sock, peer, deadline)
         self._pending_by = {}       # peer -> count
@@ -84,6 +85,9 @@ class AgentServer(ThreadedServer):
 
     def _admit(self, sock, addrinfo):
         peer = addrinfo[0] if isinstance(addrinfo, tuple) and addrinfo else str(addrinfo)
+        if self.authenticator is None:  # no handshake to bound
+            self._serve_now(sock)
+            return
         with self._plock:
             if len(self._pending) >= self.max_pending or \
                     self._pending_by.get(peer, 0) >= self.max_pending_per_address:
@@ -98,6 +102,9 @@ class AgentServer(ThreadedServer):
             _close(sock)
             return
         self._start_reaper()
+        self._serve_now(sock)
+
+    def _serve_now(self, sock):
         try:
             sock.setblocking(True)
             self.clients.add(sock)
