@@ -3,7 +3,7 @@
 On a stop signal (``Stopper.request``, called from the signal handler on the main thread):
 
 1. the board is marked stopping: every call a client makes from then on fails with
-   ``ConnectionAbortedError("agent-stopping: ...")``, which the Jupyter side reads as "the
+   ``EOFError("agent-stopping: ...")``, which the Jupyter side reads as "the
    agent said it is stopping" (the device shows *stopped*, not a network error);
 2. the running cell is interrupted (it ends with a note on stderr), queued ones aborted;
 3. each connected client is given up to ``NOTICE_S`` seconds to hear it (its next call: a

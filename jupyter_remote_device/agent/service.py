@@ -177,7 +177,7 @@ class AgentService(rpyc.Service):
         def call(*args, **kwargs):
             if board.stopping is not None:
                 self._heard_stop = True
-                raise ConnectionAbortedError(board.stopping)
+                raise EOFError(board.stopping)  # "the conversation ends", with why
             return method(*args, **kwargs)
         call.__name__ = name
         return call
