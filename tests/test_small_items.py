@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from jupyter_remote_device.agent import auth, client
+from jupyter_remote_device import link as client
+from jupyter_remote_device.agent import auth
 from jupyter_remote_device.agent.files import FileStore
 from jupyter_remote_device.app import READY_PREFIX, stop_process
 
