@@ -17,7 +17,7 @@ from PIL import Image
 
 from jupyter_remote_device.agent.camera import parse_frame
 
-FPS = 20.0
+FPS = 10.0
 
 
 @pytest.fixture
@@ -76,12 +76,16 @@ async def test_recording_rate_and_file(api, connected, jp_root_dir, fmt, codec):
         with open(full, "rb") as f:
             head = f.read(4096)
         assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
-    # the frame count is the recording's duration times the source rate (+-10 %)
-    expected = job["duration_s"] * FPS
-    assert abs(job["frames"] - expected) <= 0.1 * expected + 1, job
+    # the frame count is the recording's duration times the source rate (+-10 %); the source's
+    # rate is what it made in that time (its frame numbers), near the nominal FPS unless the
+    # machine is overloaded
+    source_fps = (job["seq_last"] - job["seq_first"]) / job["duration_s"]
+    assert abs(source_fps - FPS) < 0.3 * FPS, job
+    expected = job["duration_s"] * source_fps + 1
+    assert abs(job["frames"] - expected) <= 0.1 * expected, job
     assert 2.7 <= job["duration_s"] <= 3.05
     # mjpeg (AVI) has a constant frame duration: the decoder sees a frame per tick, gaps repeated
-    assert abs(frames - job["frames"]) <= (0.1 * expected + 1 if fmt == "mjpeg" else 0), (frames, job)
+    assert abs(frames - job["frames"]) <= (0.15 * expected + 1 if fmt == "mjpeg" else 0), (frames, job)
     assert abs(span - job["duration_s"]) < 0.2
     assert job["width"] == 320 and job["height"] == 240
     _no_temp_files(str(jp_root_dir))

@@ -122,6 +122,8 @@ class Recording(object):
         self.done = None            # asyncio.Future set when the file is complete
         self.loop = None
         self.last_seq = None
+        self.written_seq = None
+        self.first_seq = None       # seq of the first frame written (with last_seq: what the source made)
         self._grace = None
         self._stopping = False
         self.last_emit = 0.0
@@ -140,6 +142,7 @@ class Recording(object):
             "fps": round(fps, 3) if fps else None, "source_fps": self.source_fps,
             "width": self.width, "height": self.height, "dropped": self.dropped, "bad_frames": self.bad,
             "seconds": self.seconds, "stopped_by": self.stopped_by, "message": self.message,
+            "seq_first": self.first_seq, "seq_last": self.written_seq,
             "elapsed_s": round(elapsed, 3), "created": self.created, "finished": self.finished,
             "settings": dict(self.settings),
         }
@@ -319,6 +322,9 @@ class Recording(object):
                 self.bad += 1
                 continue
             self.frames = writer.frames
+            if seq is not None:
+                self.first_seq = seq if self.first_seq is None else self.first_seq
+                self.written_seq = seq
             self.duration_s = max(0.0, ca - writer.t0)
             self.bytes = writer.size_on_disk()
             self.manager._emit(self)
