@@ -74,6 +74,9 @@ export function sectionHeader(
   return btn;
 }
 
+/** The room bar shows from this many boards on (or while a filter is typed). */
+export const ROOM_BAR_FROM = 4;
+
 export class RoomBar extends Widget {
   constructor(options: {
     model: DevicesModel;
@@ -107,22 +110,24 @@ export class RoomBar extends Widget {
       'aria-live': 'polite'
     });
     this._grid = this._action(
-      'Camera grid',
+      'Grid',
       CommandIDs.openCameraGrid,
       'jp-RemoteDevice-action-grid'
     );
     this._forget = this._action(
-      'Forget offline',
+      'Forget',
       CommandIDs.forgetOffline,
       'jp-RemoteDevice-action-forget'
     );
-    this.node.appendChild(
-      h('div', { class: 'jp-RemoteDevice-filterRow' }, this._input, this._count)
-    );
+    this._grid.setAttribute('aria-label', 'Open camera grid');
+    this._forget.setAttribute('aria-label', 'Forget offline boards');
+    // One line: the filter, how many boards it shows, Camera grid, Forget offline (n).
     this.node.appendChild(
       h(
         'div',
-        { class: 'jp-RemoteDevice-roomActions' },
+        { class: 'jp-RemoteDevice-filterRow' },
+        this._input,
+        this._count,
         this._grid,
         this._forget
       )
@@ -165,8 +170,9 @@ export class RoomBar extends Widget {
 
   private _update(): void {
     const devices = this._model.devices;
+    // A room starts at a few boards: below ROOM_BAR_FROM the bar stays out of the way.
     this.node.style.display =
-      devices.length === 0 && !this._room.query ? 'none' : '';
+      devices.length < ROOM_BAR_FROM && !this._room.query ? 'none' : '';
     const view = roomView(devices, this._room.query, false);
     this._count.textContent = this._room.query.trim()
       ? `${view.shown} of ${view.total}`
@@ -182,16 +188,14 @@ export class RoomBar extends Widget {
       ? ''
       : 'none';
     this._grid.disabled = connected === 0;
-    this._grid.title =
-      this._commands.caption(CommandIDs.openCameraGrid) ||
-      (selected
-        ? `Cameras of the ${selected} selected boards`
-        : `Cameras of all ${connected} connected boards`);
+    this._grid.title = selected
+      ? `Camera grid: the ${selected} selected connected board${selected === 1 ? '' : 's'}`
+      : connected
+        ? `Camera grid: all ${connected} connected board${connected === 1 ? '' : 's'} (select rows to pick some)`
+        : 'Camera grid: connect boards first';
     const stale = forgettable(devices).length;
-    this._forget.disabled = stale === 0;
-    this._forget.textContent = stale
-      ? `Forget offline (${stale})`
-      : 'Forget offline';
+    this._forget.style.display = stale ? '' : 'none';
+    this._forget.textContent = `Forget (${stale})`;
     this._forget.title = stale
       ? `Remove ${stale} offline board${stale === 1 ? '' : 's'} added by hand or found (configured boards stay)`
       : 'No offline board to forget (configured boards always stay)';

@@ -15,8 +15,14 @@ import { IDevice } from '../api';
 import { CommandIDs } from '../commands';
 import { boardIcon } from '../icons';
 import { DevicesModel, Format, ServerState } from '../model';
-import { COMPACT_ABOVE, heldBy, RoomState, roomView } from '../room';
-import { RoomBar, sectionHeader } from './roombar';
+import {
+  compareDevices,
+  COMPACT_ABOVE,
+  heldBy,
+  RoomState,
+  roomView
+} from '../room';
+import { ROOM_BAR_FROM, RoomBar, sectionHeader } from './roombar';
 
 /** Small DOM builder. */
 export function h(
@@ -183,6 +189,17 @@ export class DevicesList extends Widget {
     this._compact = devices.length > COMPACT_ABOVE;
     node.classList.toggle('jp-mod-compact', this._compact);
     const seen = new Set<string>();
+    if (devices.length < ROOM_BAR_FROM && !this.room.query) {
+      // A desk, not a room: the boards in order, without group headers.
+      const list = h('ul', { class: 'jp-RemoteDevice-rows' });
+      for (const device of [...devices].sort(compareDevices)) {
+        list.appendChild(this._keyedRow(device));
+        seen.add(device.id);
+      }
+      node.appendChild(list);
+      this._forgetRows(seen);
+      return;
+    }
     for (const section of view.sections) {
       const group = h('section', {
         class: 'jp-RemoteDevice-group',
@@ -215,6 +232,10 @@ export class DevicesList extends Widget {
         )
       );
     }
+    this._forgetRows(seen);
+  }
+
+  private _forgetRows(seen: Set<string>): void {
     for (const id of [...this._rows.keys()]) {
       if (!seen.has(id)) {
         this._rows.delete(id);
