@@ -89,6 +89,9 @@ def parse_demo_args(argv):
                    help="the simulated board's port (default: a free one)")
     p.add_argument("--lab-port", type=int, default=None, help="same as JupyterLab's --port")
     p.add_argument("--root", default=None, help="the simulated board's file root (default: a temp folder)")
+    p.add_argument("--camera", default="synthetic",
+                   help="the simulated board's camera: synthetic (default), or file:PATH to play a recording "
+                        "(mp4/webm/mjpeg file or frames folder) as its camera, looping")
     args, lab_args = p.parse_known_args(argv)
     lab_args = [a for a in lab_args if a != "--"]
     if args.lab_port is not None:
@@ -142,7 +145,7 @@ def demo(argv):
     cfg_dir = tempfile.mkdtemp(prefix="jrd-demo-config-")
     try:
         root = args.root or tempfile.mkdtemp(prefix="jrd-demo-board-")
-        agent, port, token = spawn_agent(port=args.agent_port, root=root, camera="synthetic",
+        agent, port, token = spawn_agent(port=args.agent_port, root=root, camera=args.camera,
                                          start_new_session=True)
         cfg = os.path.join(cfg_dir, "jupyter_server_config.py")
         with open(cfg, "w") as f:
@@ -150,7 +153,8 @@ def demo(argv):
                     % {"host": "127.0.0.1", "port": port, "name": "demo-board", "token": token})
             f.write("c.DeviceManager.mdns = False\n")
             f.write("c.DeviceManager.allowed_networks = ['127.0.0.0/8', '::1/128']\n")
-        _say("\n  Simulated board: 127.0.0.1:%d (synthetic camera), files in %s" % (port, root))
+        _say("\n  Simulated board: 127.0.0.1:%d (%s camera), files in %s"
+             % (port, "recorded" if args.camera.startswith("file:") else args.camera, root))
         _say("  In JupyterLab: open the Devices sidebar (left), or run the palette command "
              "'Connect device' and pick demo-board.")
         _say("  Stop with Ctrl-C or kill %d: the board and JupyterLab stop with it.\n" % os.getpid())

@@ -152,6 +152,9 @@ def test_demo_arguments_pass_through():
     cmd = demo_lab_command("cfg.py", lab)
     assert "--ServerApp.port=8888" not in cmd and "--ServerApp.ip=127.0.0.1" not in cmd
     assert cmd[-5:] == lab
+    assert args.camera == "synthetic"
+    args, _ = parse_demo_args(["--camera", "file:clips/street.mp4"])
+    assert args.camera == "file:clips/street.mp4"  # a recording as the demo board's camera
     args, lab = parse_demo_args(["--lab-port", "9000"])
     cmd = demo_lab_command("cfg.py", lab)
     assert "--ServerApp.port=9000" in cmd and "--ServerApp.port=8888" not in cmd
