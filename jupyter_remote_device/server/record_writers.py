@@ -99,6 +99,9 @@ class VideoWriter(_Writer):
         "mp4": ("mp4", "libx264", {"preset": "veryfast", "crf": "23"}, {"movflags": "+faststart"}),
         "webm": ("webm", "libvpx", {"deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M"}, {}),
     }
+    # libvpx's own threads spin against each other on a busy machine (benchmarks/record.py:
+    # 6 ms a 640x480 frame with one, up to 10x that with more); x264 threads well
+    THREADS = {"mp4": 0, "webm": 1}
 
     def __init__(self, path, fmt):
         _Writer.__init__(self, path)
@@ -117,6 +120,7 @@ class VideoWriter(_Writer):
         st = self._container.add_stream(codec, rate=rate, options=opts)
         st.width, st.height, st.pix_fmt = self.width, self.height, "yuv420p"
         st.codec_context.time_base = MS
+        st.codec_context.thread_count = self.THREADS[self.fmt]
         st.time_base = MS
         self._stream = st
 
