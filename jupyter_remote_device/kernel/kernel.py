@@ -19,11 +19,12 @@ from ..link.wire import CAMERA_MIME
 from . import boards
 from .boards import AGENT_PORT, CLASSIC_PORT, BoardError, Target
 from .inert import make_inert
+from .multiboard import BoardsMagic
 from .settings import kernel_policy
 from .syntax import is_complete as _is_complete
 
 POLL_WAIT = 0.5
-MAGICS = ("%connect", "%disconnect", "%devices", "%camera", "%pip")
+MAGICS = ("%connect", "%disconnect", "%devices", "%camera", "%pip", "%%boards")
 HELP = """\
 This kernel runs Python on a board (jupyter-remote-device).
   %connect HOST[:PORT] [--token T] [--tls]
@@ -34,6 +35,7 @@ This kernel runs Python on a board (jupyter-remote-device).
   %disconnect                        close the connection
   %devices                           list the saved boards
   %camera [WIDTH HEIGHT]             the board's live camera in this cell
+  %%boards NAME [NAME ...]           run the rest of the cell on each of these boards, each output apart
   %pip install PKG|FILE.whl ...      pip on the board (local wheels are sent along)
 On the board: display(obj), update_display(obj, display_id=...), show(img) (a live
 image, updated in place), show_camera(width, height), input()."""
@@ -70,6 +72,7 @@ class RemoteDeviceKernel(Kernel):
         self.board_info = {}
         self._reset_targets = set()
         self.policy = kernel_policy(self.log)  # the server's allowed_networks, tokens, connect_timeout
+        self._boards = BoardsMagic(self)  # %%boards (multiboard.py)
         self._current_exec = None
         self._interrupted = threading.Event()
         self._sigint_installed = False
@@ -362,6 +365,8 @@ class RemoteDeviceKernel(Kernel):
         self._interrupted.clear()
         self._allow_stdin = bool(allow_stdin)
         try:
+            if BoardsMagic.matches(code):
+                return self._boards.run(code, silent)
             rest = self._run_magics(code, silent)
             if not rest.strip():
                 return self._ok_reply()
@@ -489,8 +494,13 @@ class RemoteDeviceKernel(Kernel):
         return None
 
     # ------------------------------------------------------------ interrupt
+    def _open_board(self, target):
+        """A new backend for TARGET under this kernel's policy (also for %%boards)."""
+        return boards.open_backend(target, policy=self.policy)
+
     def _interrupt_remote(self):
         self._interrupted.set()
+        self._boards.interrupt()
         backend, exec_id = self.backend, self._current_exec
         if backend is None or exec_id is None:
             return False
@@ -556,6 +566,7 @@ class RemoteDeviceKernel(Kernel):
         return _is_complete(code)
 
     async def do_shutdown(self, restart):
+        self._boards.close()
         backend = self.backend
         if backend is not None and not backend.closed:
             try:
