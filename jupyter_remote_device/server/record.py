@@ -35,6 +35,7 @@ import uuid
 
 from .errors import ApiError, bad_request, outside_root
 from .record_writers import DEFAULT_EXT, FORMATS, BadFrame, format_for_path, make_writer
+from .transfer_paths import _inside, climbs_out
 
 EMIT_INTERVAL = 0.5       # progress events per recording (elapsed time, size) at most 2x/s
 RECONNECT_GRACE = 5.0     # seconds a lost camera may take to come back before the recording ends
@@ -47,10 +48,6 @@ DEFAULT_DIR = "recordings"
 _STOP = object()
 
 
-def _inside(real, root):
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def resolve_destination(root_dir, path):
     """(absolute path, workspace path) of a file or folder to create; ApiError otherwise."""
     if not isinstance(path, str) or not path.strip() or "\x00" in path or len(path) > 4096:
@@ -60,13 +57,8 @@ def resolve_destination(root_dir, path):
     if os.path.isabs(path):
         full = os.path.normpath(path)
     else:
-        depth = 0
-        for part in rel.split("/"):
-            if part in ("", "."):
-                continue
-            depth += -1 if part == ".." else 1
-            if depth < 0:
-                raise outside_root("%r is outside the Jupyter workspace" % path)
+        if climbs_out(rel):
+            raise outside_root("%r is outside the Jupyter workspace" % path)
         full = os.path.normpath(os.path.join(root, rel))
     if full == root or not _inside(full, root):
         raise outside_root("%r is outside the Jupyter workspace" % path)

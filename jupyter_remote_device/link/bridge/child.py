@@ -68,16 +68,21 @@ class Bridge(object):
     def fail(self, rid, kind, message):
         self.send({"id": rid, "error": {"type": kind, "message": str(message)[:2000]}})
 
-    def answer(self, rid, fn):
-        """Run ``fn()`` and send its result (or what went wrong)."""
+    def attempt(self, rid, fn):
+        """``(True, fn())``; or ``(False, None)`` once what went wrong was sent for ``rid``."""
         import rpyc
         try:
-            value = fn()
+            return True, fn()
         except BoardRaised as e:
             self.send({"id": rid, "exc": e.raw})
-            return
         except Exception as e:
             self.fail(rid, *describe(e, rpyc))
+        return False, None
+
+    def answer(self, rid, fn):
+        """Run ``fn()`` and send its result (or what went wrong)."""
+        ok, value = self.attempt(rid, fn)
+        if not ok:
             return
         bad = non_plain(value)
         if bad is not None:
@@ -149,16 +154,15 @@ class Bridge(object):
         if key[1].startswith("_"):
             self.fail(rid, "AttributeError", key[1])
             return
-        try:
+
+        def run():
             fn = self.modfuncs.get(key)
             if fn is None:
                 fn = self.modfuncs[key] = getattr(self.conn.modules[key[0]], key[1])
-            value = fn(*tuple(req.get("args") or ()))
-        except BoardRaised as e:
-            self.send({"id": rid, "exc": e.raw})
-            return
-        except Exception as e:
-            self.fail(rid, *describe(e, rpyc))
+            return fn(*tuple(req.get("args") or ()))
+
+        ok, value = self.attempt(rid, run)
+        if not ok:
             return
         if isinstance(value, rpyc.BaseNetref):
             self.target, self.methods = value, {}
@@ -180,15 +184,10 @@ class Bridge(object):
                 return
 
             def resolve():  # a getattr round trip: not on the reading thread
-                try:
-                    f = self.methods[name] = rpyc.async_(getattr(self.target, name))
-                except BoardRaised as e:
-                    self.send({"id": rid, "exc": e.raw})
-                    return
-                except Exception as e:
-                    self.fail(rid, *describe(e, rpyc))
-                    return
-                self.start_call(rid, f, args)
+                ok, f = self.attempt(rid, lambda: rpyc.async_(getattr(self.target, name)))
+                if ok:
+                    self.methods[name] = f
+                    self.start_call(rid, f, args)
             spawn(resolve)
             return
         self.start_call(rid, fn, args)
