@@ -143,7 +143,8 @@ export function addCommands(ctx: ICommandContext): void {
           await showConnectError(
             trans.__('Could not connect to %1', device.name),
             errorMessage(error),
-            { id: device.id }
+            { id: device.id },
+            trans.__('Why %1 does not connect', device.name)
           );
           return null;
         }
@@ -314,10 +315,20 @@ export function addCommands(ctx: ICommandContext): void {
               }
         );
       } catch (error) {
-        await showErrorMessage(
-          trans.__('Could not add the device'),
-          errorMessage(error)
-        );
+        if (value.ssh === undefined) {
+          // "Why?" runs the connection doctor on the address (widgets/diagnose.ts)
+          await showConnectError(
+            trans.__('Could not add the device'),
+            errorMessage(error),
+            { host: value.host, port: value.port, token: value.token },
+            trans.__('Connection to %1:%2', value.host, value.port)
+          );
+        } else {
+          await showErrorMessage(
+            trans.__('Could not add the device'),
+            errorMessage(error)
+          );
+        }
         return null;
       }
       if (value.connect && device.status !== 'connected') {

@@ -126,7 +126,8 @@ export async function showDiagnosis(
 export async function showConnectError(
   title: string,
   message: string,
-  target: IDiagnoseTarget
+  target: IDiagnoseTarget,
+  whyTitle?: string
 ): Promise<void> {
   const choice = await showDialog({
     title,
@@ -142,9 +143,6 @@ export async function showConnectError(
     defaultButton: 1
   });
   if (choice.button.label === 'Why?') {
-    await showDiagnosis(
-      `Why ${title.replace(/^Could not connect to /, '')} does not connect`,
-      target
-    );
+    await showDiagnosis(whyTitle ?? `Why: ${title}`, target);
   }
 }

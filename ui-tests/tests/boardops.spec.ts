@@ -4,9 +4,24 @@
  * reload that reattaches the same shell), the board log, pip as a job with its log,
  * and "Why?" showing the connection doctor's steps for a board with a wrong token.
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test as base } from '@jupyterlab/galata';
 import { APIRequestContext, Page } from '@playwright/test';
 import * as path from 'path';
+
+/** galata's tmpPath at the full base URL (also under base_url=/jrd/), as remote-device.spec.ts does. */
+const test = base.extend({
+  tmpPath: async ({ request, baseURL }, use, testInfo) => {
+    const folder = path.basename(testInfo.outputDir).replace(/-retry\d+$/i, '');
+    const url = `${baseURL}/api/contents/${folder}`;
+    if ((await request.get(url)).ok()) {
+      await request.delete(url);
+    }
+    const res = await request.put(url, { data: { type: 'directory' } });
+    expect(res.ok(), `create ${url}`).toBeTruthy();
+    await use(folder);
+    await request.delete(url).catch(() => undefined);
+  }
+});
 
 test.describe.configure({ mode: 'serial' });
 
@@ -177,5 +192,25 @@ test.describe('Board operations', () => {
     await dialog.locator('.jp-Dialog-button', { hasText: 'Why?' }).click();
     await expect(page.locator('.jp-Dialog .jp-RemoteDevice-diagnosis-step')).toHaveCount(7);
     await page.locator('.jp-Dialog .jp-Dialog-button').last().click();
+  });
+
+  test('"Add device…" with a port where nothing listens offers "Why?"', async ({ page, baseURL }) => {
+    await openSidebar(page);
+    await page.locator(`${SIDEBAR} .jp-Toolbar-item`, { hasText: 'Add device' }).click();
+    const dialog = page.locator('.jp-Dialog');
+    await dialog.locator('input[name="host"]').fill('127.0.0.1');
+    await dialog.locator('input[name="port"]').fill('1');
+    await dialog.locator('input[name="name"]').fill('ui-test-nothing-here');
+    await dialog.locator('input[name="connect"]').check();
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    await expect(dialog).toContainText('Could not connect to ui-test-nothing-here');
+    await dialog.locator('.jp-Dialog-button', { hasText: 'Why?' }).click();
+    const tcp = page.locator('.jp-Dialog .jp-RemoteDevice-diagnosis-step[data-step="tcp"]');
+    await expect(tcp).toHaveClass(/jp-mod-failed/);
+    await expect(tcp).toContainText('Nothing listens on 127.0.0.1:1');
+    await expect(tcp.locator('.jp-RemoteDevice-diagnosis-hint')).toContainText('agent');
+    await page.locator('.jp-Dialog .jp-Dialog-button').last().click();
+    const d = await deviceByName(page.request, baseURL!, 'ui-test-nothing-here');
+    await page.request.delete(`${baseURL}/${API}/devices/${d.id}`);
   });
 });
