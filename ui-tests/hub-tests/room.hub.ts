@@ -20,25 +20,31 @@ const test = base.extend({
   tmpPath: async ({}, use) => {
     await use('room-tests');
   },
-  // JupyterLab behind the hub on a busy machine: wait for the page itself, not only 20 s
-  // for the Launcher to become the active tab.
-  // eslint-disable-next-line no-empty-pattern
-  waitForApplication: async ({}, use) => {
-    await use(async (page: Page) => {
-      await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 120000 });
-      await page
-        .locator('.jp-SideBar [data-id="jp-remote-device-sidebar"]')
-        .waitFor({ timeout: 60000 });
-    });
-  }
+  // JupyterLab behind the hub on a busy machine can take longer than Galata's fixed 15 s to
+  // start: the tests open the page themselves (openLab) and wait as long as it takes.
+  autoGoto: false
 });
 
+const HUB_URL = `http://127.0.0.1:${process.env.JRD_UI_HUB_PORT || '18890'}`;
+
+async function openLab(page: Page) {
+  const raw: Page = (page as any).page ?? page;
+  await raw.goto(`${HUB_URL}/user/alice/lab/tree/room-tests?reset`, { waitUntil: 'domcontentloaded' });
+  await raw.waitForFunction(() => typeof (window as any).jupyterapp === 'object', null, { timeout: 120000 });
+  await raw.evaluate(() => (window as any).jupyterapp.started);
+  await raw.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 120000 });
+  await raw.locator('.jp-SideBar [data-id="jp-remote-device-sidebar"]').waitFor({ timeout: 60000 });
+}
+
 test.describe.configure({ mode: 'serial' });
+
+test.beforeEach(async ({ page }) => {
+  await openLab(page);
+});
 
 const SIDEBAR = '#jp-remote-device-sidebar';
 const ROWS = `${SIDEBAR} .jp-RemoteDevice-row`;
 const row = (name: string) => `${ROWS}[data-device-name="${name}"]`;
-const HUB = `http://127.0.0.1:${process.env.JRD_UI_HUB_PORT || '18890'}`;
 
 async function screenshot(page: Page, name: string, locator?: string) {
   const file = path.join(__dirname, '..', 'test-results-hub', 'screenshots', `hub-${name}.png`);
@@ -87,7 +93,7 @@ async function connectInSidebar(page: Page, name: string) {
 }
 
 async function bobPage(browser: Browser): Promise<Page> {
-  const context = await browser.newContext({ storageState: 'hub-tests/.auth/bob.json', baseURL: HUB });
+  const context = await browser.newContext({ storageState: 'hub-tests/.auth/bob.json', baseURL: HUB_URL });
   const page = await context.newPage();
   await page.goto('/user/bob/lab');
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 90000 });
