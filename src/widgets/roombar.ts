@@ -91,7 +91,7 @@ export class RoomBar extends Widget {
     this._input = h('input', {
       type: 'search',
       class: 'jp-RemoteDevice-filter jp-mod-styled',
-      placeholder: 'Filter boards by name',
+      placeholder: 'Filter boards',
       'aria-label': 'Filter boards by name',
       spellcheck: 'false'
     }) as HTMLInputElement;
