@@ -208,6 +208,7 @@ class RecordForm extends Widget {
     this.seconds = document.createElement('input');
     this.seconds.type = 'number';
     this.seconds.min = '0';
+    this.seconds.step = 'any'; // 1.5 s is fine (the dialog refuses invalid inputs)
     this.seconds.placeholder = 'until stopped';
     this.seconds.className = 'jp-mod-styled jp-RemoteDevice-recordSeconds';
     add('Seconds ', this.seconds);

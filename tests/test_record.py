@@ -117,6 +117,8 @@ async def test_stop_leaves_a_playable_file_and_tabs_closing_do_not_stop_it(api, 
     ws = await jp_ws_fetch("jupyter-remote-device", "devices", did, "camera",
                            params={"width": "320", "height": "240", "quality": "70", "fps": "0"})
     job = await _record(api, did, format="mp4", path="stopped.mp4")
+    code, err = await api("POST", "devices/%s/recordings" % did, {"format": "mp4", "path": "stopped.mp4"})
+    assert code == 409 and err["reason"] == "exists"  # that name is being recorded already
     await asyncio.sleep(0.8)
     ws.close()  # the only tab goes away: the recording goes on
     await asyncio.sleep(1.5)

@@ -109,7 +109,6 @@ class Recording(object):
         self.finished = None
         self.viewer = None
         self.queue = queue.Queue()
-        self.queued = 0
         self.thread = None
         self.done = None            # asyncio.Future set when the file is complete
         self.loop = None
@@ -144,10 +143,9 @@ class Recording(object):
         frame = frame.data  # the wire bytes (header + JPEG); checked again in the worker
         if self._stopping:
             return
-        if self.queued >= QUEUE_MAX:
+        if self.queue.qsize() >= QUEUE_MAX:  # the encoder fell far behind: drop, don't grow
             self.dropped += 1
             return
-        self.queued += 1
         self.queue.put(frame)
 
     def _on_status(self, msg):  # on the loop
@@ -210,7 +208,6 @@ class Recording(object):
                 item = self.queue.get()
                 if item is _STOP:
                     break
-                self.queued -= 1
                 frame = self._parse(item)
                 if frame is None:
                     continue
@@ -420,6 +417,8 @@ class RecordingManager(object):
             raise ApiError(409, "no-camera", "Camera streaming is not available for %s" % session.name)
         loop = asyncio.get_running_loop()
         full, display = await loop.run_in_executor(None, resolve_destination, self.root_dir, path)
+        if any(r.full == full and r.state == "running" for r in self._jobs.values()):
+            raise ApiError(409, "exists", "%s is being recorded already: pick another name" % display)
         rec = Recording(self, session.device_id, session.name, fmt, full, display, settings, str(camera_id),
                         seconds)
         rec.loop = loop

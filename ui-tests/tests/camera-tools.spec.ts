@@ -268,3 +268,32 @@ test.describe('Camera tools and notebooks', () => {
     await expect(page.locator('.jp-NotebookPanel:visible .jp-Cell .cm-content').first()).toContainText(tuple);
   });
 });
+
+test.describe('Record Camera from the palette', () => {
+  test('"Record Camera…" records a frames folder of the given length', async ({ page, baseURL, tmpPath }) => {
+    await page.filebrowser.openDirectory(tmpPath);
+    await openCamera(page, baseURL!, 'replay-board'); // connected, so the dialog lists it
+    await page.keyboard.press('Control+Shift+C');
+    const input = page.locator('#modal-command-palette .lm-CommandPalette-input');
+    await input.fill('Record Camera');
+    await page
+      .locator('#modal-command-palette .lm-CommandPalette-item', { hasText: 'Record Camera…' })
+      .first()
+      .click();
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toBeVisible();
+    await dialog.locator('select.jp-RemoteDevice-recordDevice').selectOption({ label: 'replay-board' });
+    await dialog.locator('select.jp-RemoteDevice-recordFormat').selectOption('frames');
+    await dialog.locator('input.jp-RemoteDevice-recordSeconds').fill('1.5');
+    await dialog.locator('input.jp-RemoteDevice-recordPath').fill(`${tmpPath}/palette-take`);
+    await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+    const toast = page.locator('.Toastify__toast', { hasText: /Saved \S+palette-take: \d+ frames/ });
+    await expect(toast.first()).toBeVisible({ timeout: 30000 });
+    const files = await page.evaluate(async p => {
+      const m = await (window as any).jupyterapp.serviceManager.contents.get(p);
+      return m.content.map((c: any) => c.name).sort();
+    }, `${tmpPath}/palette-take`);
+    expect(files).toContain('frames.csv');
+    expect(files.filter((f: string) => f.endsWith('.jpg')).length).toBeGreaterThanOrEqual(10); // 10 fps x 1.5 s
+  });
+});
