@@ -4,12 +4,28 @@
  * which shows its Python and rpyc versions. Skipped where scripts/test.sh could not make that
  * board stack (no Python 3.8 on the machine).
  */
-import { expect, test } from '@jupyterlab/galata';
+import { expect, test as base } from '@jupyterlab/galata';
+import * as path from 'path';
+
+/** The test folder made with the full base URL (as remote-device.spec.ts does). */
+const test = base.extend({
+  tmpPath: async ({ request, baseURL }, use, testInfo) => {
+    const folder = path.basename(testInfo.outputDir).replace(/-retry\d+$/i, '');
+    const url = `${baseURL}/api/contents/${folder}`;
+    if ((await request.get(url)).ok()) {
+      await request.delete(url);
+    }
+    const res = await request.put(url, { data: { type: 'directory' } });
+    expect(res.ok(), `create ${url}`).toBeTruthy();
+    await use(folder);
+    await request.delete(url).catch(() => undefined);
+  }
+});
 
 const SIDEBAR = '#jp-remote-device-sidebar';
 const ROW = `${SIDEBAR} .jp-RemoteDevice-row[data-device-name="maixpy3-board"]`;
 
-test('a MaixPy3 board as it ships connects from the sidebar and shows its Python and rpyc', async ({
+test('old MaixPy3 board: sidebar connect shows Python and rpyc', async ({
   page,
   baseURL
 }) => {
