@@ -19,6 +19,7 @@ STATUS = {
     "not-empty": 409,
     "os-error": 409,
     "no-camera": 409,
+    "no-terminal": 409,
     "too-large": 413,
     "not-supported": 501,
     "not-available": 501,
