@@ -19,7 +19,7 @@ import rpyc
 from . import __version__, sysinfo
 
 PROTOCOL = 1
-FEATURES = ("info", "exec", "files", "camera", "claim", "terminal", "log", "pip")
+FEATURES = ("info", "exec", "exec_run", "files", "camera", "claim", "terminal", "log", "pip")
 
 
 def _j(obj):
@@ -213,6 +213,42 @@ class AgentService(rpyc.Service):
 
     def exposed_exec_poll(self, exec_id, wait=0.2):
         return _j(self._board.executor.poll(str(exec_id), wait=min(max(float(wait), 0.0), 5.0)))
+
+    def exposed_exec_run(self, code, ns="rest", mode="cell", silent=False, allow_stdin=False, wait=1.0,
+                         flush=None, only_ns=None):
+        """exec_start and the polls in one call: one round trip for code that ends within
+        ``wait`` seconds (at most 30).  JSON ``{"exec_id", "events", "done", "status"}``; a
+        finished exec is forgotten here (nothing left to poll or forget).  ``flush``: return
+        early once output has waited that long, so a long cell's output streams (then keep
+        going with exec_poll).  ``only_ns``: refuse, with ``{"busy": {...}, "done": true}``,
+        while code of another namespace runs (REST exec beside a notebook cell)."""
+        ex = self._board.executor
+        if only_ns is not None:
+            b = ex.busy()
+            if b.get("busy") and b.get("ns") != str(only_ns):
+                return _j({"busy": b, "exec_id": None, "events": [], "done": True, "status": "busy"})
+        exec_id = self.exposed_exec_start(code, ns, mode, silent, allow_stdin)
+        wait = min(max(float(wait), 0.0), 30.0)
+        flush = None if flush is None else min(max(float(flush), 0.0), wait)
+        deadline = time.monotonic() + wait
+        events, first_output, reply = [], None, None
+        while True:
+            now = time.monotonic()
+            left = deadline - now
+            if first_output is not None:
+                left = min(left, first_output + flush - now)
+            reply = ex.poll(exec_id, wait=max(0.0, left))
+            events.extend(reply.get("events", ()))
+            if reply.get("done"):
+                ex.forget(exec_id)
+                break
+            now = time.monotonic()
+            if events and flush is not None and first_output is None:
+                first_output = now
+            if now >= deadline or (first_output is not None and now >= first_output + flush):
+                break
+        return _j({"exec_id": exec_id, "events": events, "done": bool(reply.get("done")),
+                   "status": reply.get("status")})
 
     def exposed_exec_input(self, exec_id, text):
         self._board.executor.send_input(str(exec_id), str(text))

@@ -170,6 +170,8 @@ test.describe('Remote device', () => {
     // The overlay shows fps / latency / kB/s.
     await expect(page.locator('.jp-RemoteDevice-overlay:visible [data-stat="fps"]')).toContainText('fps', { timeout: 10000 });
     await expect(page.locator('.jp-RemoteDevice-overlay:visible [data-stat="latency"]')).toContainText('latency');
+    // ... and what the server reports of the stream: the quality in use (adaptive: "auto").
+    await expect(page.locator('.jp-RemoteDevice-overlay:visible [data-stat="quality"]')).toContainText(/Q\d+ auto/, { timeout: 10000 });
     await screenshot(page, 'camera-tab', testInfo.project.name);
 
     // Snapshot: a JPEG lands in the file browser's folder.
