@@ -66,6 +66,7 @@ class _Conn(object):
         self.bytes = {"up": 0, "down": 0}
         self.round_trips = 0
         self.last_dir = None
+        self.trace = []  # (seconds since open, "up"/"down", bytes) with LinkProxy(trace=True)
         self.opened = time.monotonic()
         self.closed = None
 
@@ -74,12 +75,13 @@ class LinkProxy(object):
     """A shaped TCP proxy on 127.0.0.1 to ``target`` (host, port); see the module docstring."""
 
     def __init__(self, target, rate_bps=None, delay_s=0.0, up=None, down=None, buffer_bytes=None,
-                 connect_rtt=True):
+                 connect_rtt=True, trace=False):
         self.target = target
         # "up": client -> target; "down": target -> client (a symmetric link unless told otherwise)
         self.up = up or Shape(rate_bps, delay_s, buffer_bytes)
         self.down = down or Shape(rate_bps, delay_s, buffer_bytes)
         self.connect_rtt = connect_rtt
+        self.trace = trace
         self.conns = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -218,6 +220,8 @@ class LinkProxy(object):
                     if direction == "down" and conn.last_dir == "up":
                         conn.round_trips += 1
                     conn.last_dir = direction
+                    if self.trace:
+                        conn.trace.append((round(time.monotonic() - conn.opened, 4), direction, len(data)))
                 start = max(now, free_at)
                 free_at = start + (len(data) / shape.rate if shape.rate else 0.0)
                 state["queued"] += len(data)

@@ -9,9 +9,7 @@ The saved boards (``%connect NAME``) are ``link.saved``'s.
 import re
 import threading
 
-import rpyc
-
-from ..link import LinkError, Policy, dial, json_text, plain, saved
+from ..link import LinkError, Policy, calls, dial, json_text, plain, saved
 from ..link.classic import kind_of
 from ..link.errors import is_connection_error
 from ..link.heartbeat import Heartbeat, cut
@@ -169,7 +167,7 @@ class Backend(object):
                     pass
 
     def _json(self, name, *args):
-        return json_text(getattr(self.conn.root, name)(*args), "an answer to %s" % name)
+        return json_text(calls.call(self.conn.root, name, *args), "an answer to %s" % name)
 
     def info(self):
         try:
@@ -178,23 +176,31 @@ class Backend(object):
             return {}
 
     def ping(self):
-        return plain(self.conn.root.ping(), "a ping")
+        return plain(calls.call(self.conn.root, "ping"), "a ping")
 
     def start(self, code, ns, mode="cell", silent=False, allow_stdin=False):
-        return plain(self.conn.root.exec_start(code, ns, mode, bool(silent), bool(allow_stdin)), "an exec id")
+        return plain(calls.call(self.conn.root, "exec_start", code, ns, mode, bool(silent), bool(allow_stdin)),
+                     "an exec id")
+
+    def run(self, code, ns, mode="cell", silent=False, allow_stdin=False, wait=0.3, flush=0.05):
+        """exec_start and the first polls in one call (one round trip for a short cell); None
+        from an agent without exec_run (then start and poll)."""
+        if "exec_run" not in (self.hello.get("features") or ()):
+            return None
+        return self._json("exec_run", code, ns, mode, bool(silent), bool(allow_stdin), wait, flush)
 
     def poll(self, exec_id, wait):
         return self._json("exec_poll", exec_id, wait)
 
     def send_input(self, exec_id, text):
-        self.conn.root.exec_input(exec_id, text)
+        calls.call(self.conn.root, "exec_input", exec_id, text)
 
     def interrupt(self, exec_id):
         if self.lost:
             return False  # nothing to interrupt on a board that stopped answering
         ctl = self._control()
         conn = ctl if ctl is not None else self.conn
-        res = rpyc.async_(conn.root.exec_interrupt)(exec_id)
+        res = calls.start(conn.root, "exec_interrupt", (exec_id,))
         res.set_expiry(INTERRUPT_TIMEOUT)
         return bool(plain(res.value, "an interrupt reply"))
 
@@ -205,11 +211,11 @@ class Backend(object):
         return self._json("inspect", ns, code, cursor_pos, detail_level)
 
     def reset(self, ns):
-        self.conn.root.ns_reset(ns)
+        calls.call(self.conn.root, "ns_reset", ns)
 
     def forget(self, exec_id):
         try:
-            self.conn.root.exec_forget(exec_id)
+            calls.call(self.conn.root, "exec_forget", exec_id)
         except Exception:
             pass
 

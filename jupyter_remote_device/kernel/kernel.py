@@ -24,6 +24,8 @@ from .settings import kernel_policy
 from .syntax import is_complete as _is_complete
 
 POLL_WAIT = 0.5
+RUN_WAIT = 0.3   # s the first call (exec_run) waits for a cell on the board: interrupts wait at most this
+RUN_FLUSH = 0.05  # s output waits before that call returns early with it (output of long cells streams)
 MAGICS = ("%connect", "%disconnect", "%devices", "%camera", "%pip", "%%boards")
 HELP = """\
 This kernel runs Python on a board (jupyter-remote-device).
@@ -376,8 +378,14 @@ class RemoteDeviceKernel(Kernel):
         return self._run_remote(backend, rest, silent, allow_stdin, retry=True)
 
     def _run_remote(self, backend, code, silent, allow_stdin, retry):
+        first = None
         try:
-            exec_id = backend.start(code, self.ns, "cell", bool(silent), bool(allow_stdin))
+            run = getattr(backend, "run", None)
+            # one round trip for a short cell: start, wait up to RUN_WAIT, its output (exec_run)
+            first = run(code, self.ns, "cell", bool(silent), bool(allow_stdin), RUN_WAIT, RUN_FLUSH) \
+                if run is not None else None
+            exec_id = first["exec_id"] if first else backend.start(code, self.ns, "cell", bool(silent),
+                                                                   bool(allow_stdin))
         except Exception as e:
             if boards._is_connection_error(e) and retry:
                 # a stale connection (board rebooted, agent restarted): reconnect once, then run
@@ -400,15 +408,19 @@ class RemoteDeviceKernel(Kernel):
                 pass
         status = "ok"
         error = None
+        ran_whole = bool(first and first.get("done"))
         queued_since = time.monotonic()
         told_queued = False
         try:
             while True:
-                try:
-                    r = backend.poll(exec_id, POLL_WAIT)
-                except KeyboardInterrupt:
-                    self._interrupt_remote()
-                    continue
+                if first is not None:
+                    r, first = first, None
+                else:
+                    try:
+                        r = backend.poll(exec_id, POLL_WAIT)
+                    except KeyboardInterrupt:
+                        self._interrupt_remote()
+                        continue
                 if r.get("status") == "queued" and not told_queued and not silent and \
                         time.monotonic() - queued_since > 1.0:
                     told_queued = True
@@ -432,7 +444,8 @@ class RemoteDeviceKernel(Kernel):
             return self._error_reply(type(e).__name__, "talking to the board failed: %s" % e)
         finally:
             self._current_exec = None
-        backend.forget(exec_id)
+        if not ran_whole:
+            backend.forget(exec_id)  # (exec_run forgets a cell that ended within its call)
         if status == "unknown":
             return self._lost_reply(RuntimeError("the board forgot this cell (the agent restarted?)"))
         if status == "aborted":

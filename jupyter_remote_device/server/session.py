@@ -11,13 +11,14 @@ import threading
 import time
 import uuid
 
-import rpyc
-
 from .. import link
-from ..link import ConnectionLost, LinkError, board_error
+from ..link import ConnectionLost, LinkError, board_error, calls
 from ..link.errors import BoardStopped
 from ..link.heartbeat import Heartbeat
 from .errors import ApiError, api_error
+
+RUN_WAIT = 0.25  # s a REST exec waits on the board in its first call (exec_run), then polls: one
+#                  call at a time per connection, so others (and interrupts) wait at most this long
 
 
 def _shutdown(conn):
@@ -63,7 +64,7 @@ class DeviceSession:
         self._reconnect_task = None
         self.connected_at = None
         self.session_id = uuid.uuid4().hex  # this session's claim on the board (see _claim)
-        self._fns = (None, {})  # (root, {name: method netref})
+        self._exec_run = True  # the agent has exec_run (one round trip per exec); older ones don't
         self._stopped = None  # "Stopped: why" after the agent said it is stopping
         self._beat = None  # link.heartbeat on the control connection
         self._slots = None  # at most manager.max_calls_per_device calls at once (heartbeats apart)
@@ -81,13 +82,21 @@ class DeviceSession:
         """BLOCKING: a new authenticated connection to this board (for worker threads)."""
         return self.manager.dial(self.device)
 
-    def _claim(self, root, take_over):
-        """BLOCKING: hold the board for this session; 409 in-use when another session holds it."""
-        try:
-            claim = root.claim
-        except AttributeError:  # an agent without the holder concept
-            return
-        reply = json_text(claim(self.manager.user_name, self.session_id, bool(take_over)), "a claim reply")
+    def _claim_and_info(self, root, take_over):
+        """BLOCKING: hold the board for this session (409 in-use when another session holds it)
+        and read its info: both calls in one round trip (link/calls.py)."""
+        claim, info = calls.pipelined(root, [("claim", (self.manager.user_name, self.session_id, bool(take_over))),
+                                             ("info", ())])
+        if isinstance(claim, AttributeError):  # an agent without the holder concept
+            claim = None
+        for answer in (claim, info):
+            if isinstance(answer, BaseException):
+                raise answer
+        if claim is not None:
+            self._check_claim(json_text(claim, "a claim reply"))
+        return json_text(info, "its info")
+
+    def _check_claim(self, reply):
         if not reply.get("ok"):
             holder = reply.get("holder") or {}
             raise ApiError(409, "in-use", "%s is in use by %s (since %s). Take it over explicitly with "
@@ -104,10 +113,7 @@ class DeviceSession:
         watchdog.start()
         try:
             root = conn.root
-            self._claim(root, take_over)
-            info_fn = root.info
-            info = json_text(info_fn(), "its info")
-            self._fns = (root, {"info": info_fn})
+            info = self._claim_and_info(root, take_over)
         except BaseException as e:
             _shutdown(conn)
             _close_quietly(conn)
@@ -166,20 +172,9 @@ class DeviceSession:
         root = self.root
         if root is None:
             raise ConnectionLost("not connected")
-        # a method netref costs a (sync, 30 s timeout) getattr round trip: cache it per root,
-        # so a timed call (the heartbeat) is bounded by its own timeout even on a black-holed link
-        cache_root, cache = self._fns
-        if cache_root is not root:
-            cache = {}
-            self._fns = (root, cache)
-        fn = cache.get(name)
-        if fn is None:
-            fn = cache[name] = getattr(root, name)
-        if timeout is None:
-            return plain(fn(*args), "an answer to %s" % name)
-        res = rpyc.async_(fn)(*args)
-        res.set_expiry(timeout)
-        return plain(res.value, "an answer to %s" % name)
+        # one round trip, no method netref (link/calls.py): a timed call is bounded by its own
+        # timeout even on a black-holed link
+        return plain(calls.call(root, name, *args, timeout=timeout), "an answer to %s" % name)
 
     async def call(self, name, *args, timeout=None):
         """Run ``root.<name>(*args)`` in a worker thread; errors become ApiError."""
@@ -204,25 +199,45 @@ class DeviceSession:
     async def call_json(self, name, *args, timeout=None):
         return json_text(await self.call(name, *args, timeout=timeout), "an answer to %s" % name)
 
+    def _busy_error(self):
+        return ApiError(409, "busy", "%s is running other code (a notebook cell); try again when it "
+                        "finishes or interrupt it" % self.device.name)
+
     async def exec(self, code, timeout=30.0):
-        """Run code in the REST namespace; returns {"stdout","stderr","error"}."""
-        busy = await self.call_json("exec_busy")
-        if busy.get("busy") and busy.get("ns") != "rest":
-            raise ApiError(409, "busy", "%s is running other code (a notebook cell); try again when it "
-                           "finishes or interrupt it" % self.device.name)
-        exec_id = await self.call("exec_start", code, "rest", "exec", False, False)
+        """Run code in the REST namespace; returns {"stdout","stderr","error"}.
+
+        One round trip for code that ends within ``RUN_WAIT`` s (exec_run: start, wait,
+        output and forget in one call); longer code is polled after that."""
         deadline = time.monotonic() + timeout
         out, err, error = [], [], None
+        first = None
+        if self._exec_run:
+            try:
+                first = await self.call_json("exec_run", code, "rest", "exec", False, False,
+                                             min(timeout, RUN_WAIT), None, "rest")
+            except ApiError as e:
+                if "exec_run" not in e.message:
+                    raise
+                self._exec_run = False  # an older agent: start and poll
+        if first is not None:
+            if first.get("status") == "busy":
+                raise self._busy_error()
+            exec_id = first.get("exec_id")
+            for ev in first.get("events", ()):
+                error = _collect(ev, out, err) or error
+            if first.get("done"):
+                return {"stdout": "".join(out), "stderr": "".join(err), "error": error}
+        else:
+            busy = await self.call_json("exec_busy")
+            if busy.get("busy") and busy.get("ns") != "rest":
+                raise self._busy_error()
+            exec_id = await self.call("exec_start", code, "rest", "exec", False, False)
         try:
             while True:
                 wait = max(0.0, min(0.25, deadline - time.monotonic()))
                 reply = await self.call_json("exec_poll", exec_id, wait)
                 for ev in reply.get("events", ()):
-                    t = ev.get("type")
-                    if t == "stream":
-                        (out if ev.get("name") == "stdout" else err).append(ev.get("text", ""))
-                    elif t == "error":
-                        error = {k: ev.get(k) for k in ("ename", "evalue", "traceback")}
+                    error = _collect(ev, out, err) or error
                 if reply.get("done"):
                     break
                 if time.monotonic() >= deadline:
@@ -339,6 +354,16 @@ class DeviceSession:
         conn, self.conn, self.root = self.conn, None, None
         if conn is not None:
             await self.manager.run(_close_quietly, conn)
+
+
+def _collect(ev, out, err):
+    """Add one exec event to stdout/stderr; the error dict when it is one."""
+    t = ev.get("type")
+    if t == "stream":
+        (out if ev.get("name") == "stdout" else err).append(ev.get("text", ""))
+    elif t == "error":
+        return {k: ev.get(k) for k in ("ename", "evalue", "traceback")}
+    return None
 
 
 def _close_quietly(conn):
