@@ -246,7 +246,7 @@ stop() {
         pid=$(cat "$PIDFILE")
         kill -TERM "$pid" 2>/dev/null
         i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.5; i=$((i + 1)); done
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 15 ]; do sleep 1; i=$((i + 1)); done
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     fi
     rm -f "$PIDFILE"
