@@ -31,6 +31,15 @@ export interface IFilesApi {
     onProgress?: (done: number, total: number) => void,
     signal?: AbortSignal
   ): Promise<Uint8Array>;
+  /**
+   * PUT the bytes as a board file: the board writes a temp file and renames it
+   * into place once the sha256 matches.
+   */
+  upload(
+    id: string,
+    path: string,
+    data: Uint8Array
+  ): Promise<{ path: string; size: number; sha256: string }>;
 }
 
 const enc = encodeURIComponent;
@@ -106,33 +115,47 @@ export const restFilesApi: IFilesApi = {
     );
   },
   download: async (id, path, onProgress, signal) => {
-    const url = apiUrl(filesUrl(id, path, '/content'));
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(
-        url,
-        { method: 'GET', signal },
-        serverSettings()
-      );
-    } catch (error) {
-      throw new ApiError(
-        `Cannot reach the Jupyter server: ${(error as Error).message ?? error}`,
-        0,
-        'network'
-      );
-    }
-    if (!response.ok) {
-      let message = `${response.status} ${response.statusText || 'error'}`;
-      let reason = String(response.status);
-      try {
-        const data = JSON.parse(await response.text());
-        message = data.message ?? message;
-        reason = data.reason ?? reason;
-      } catch {
-        // not JSON
-      }
-      throw new ApiError(message, response.status, reason);
-    }
+    const response = await contentRequest(id, path, { method: 'GET', signal });
     return readWithProgress(response, onProgress);
+  },
+  upload: async (id, path, data) => {
+    const response = await contentRequest(id, path, {
+      method: 'PUT',
+      body: data as BodyInit,
+      headers: { 'Content-Type': 'application/octet-stream' }
+    });
+    return response.json();
   }
 };
+
+/** A request on `files/content`; rejects with the server's {message, reason}. */
+async function contentRequest(
+  id: string,
+  path: string,
+  init: RequestInit
+): Promise<Response> {
+  const url = apiUrl(filesUrl(id, path, '/content'));
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, serverSettings());
+  } catch (error) {
+    throw new ApiError(
+      `Cannot reach the Jupyter server: ${(error as Error).message ?? error}`,
+      0,
+      'network'
+    );
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText || 'error'}`;
+    let reason = String(response.status);
+    try {
+      const data = JSON.parse(await response.text());
+      message = data.message ?? message;
+      reason = data.reason ?? reason;
+    } catch {
+      // not JSON
+    }
+    throw new ApiError(message, response.status, reason);
+  }
+  return response;
+}

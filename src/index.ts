@@ -12,6 +12,7 @@ import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { IEditorTracker } from '@jupyterlab/fileeditor';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -24,10 +25,12 @@ import {
   ICameraDefaults,
   PALETTE_CATEGORY
 } from './commands';
+import { openBoardFile, setupBoardFiles } from './boardfiles';
 import { addFileCommands } from './filecommands';
 import { parseResolution } from './frame';
 import { DevicesModel } from './model';
 import { translationBundle } from './pick';
+import { addRunButtons, addRunCommands, RunCommandIDs } from './runfile';
 import { connectNotebooksOnKernelStart } from './notebook';
 import boardOpsPlugin from './boardops';
 import { addRoomCommands } from './roomcommands';
@@ -71,7 +74,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     IStatusBar,
     IRenderMimeRegistry,
     IDocumentManager,
-    ITranslator
+    ITranslator,
+    IEditorTracker
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -82,7 +86,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     rendermime: IRenderMimeRegistry | null,
     docManager: IDocumentManager | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    editors: IEditorTracker | null
   ) => {
     const model = new DevicesModel();
     const tracker = new WidgetTracker<CameraPanel>({
@@ -98,10 +103,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       currentFolder: () => fileBrowser?.model.path ?? '',
       // the server wrote into the workspace: show it in the file browser now
       onPulled: () => void fileBrowser?.model.refresh(),
+      // double-click / Enter: the board file in JupyterLab's own editor (boardfiles.ts)
+      openFile: path => {
+        if (filesPanel.deviceId) {
+          void openBoardFile(app, filesPanel.deviceId, path);
+        }
+      },
       translator
     });
     sidebar.addWidget(filesPanel);
-    addFileCommands(app, filesPanel, translationBundle(translator));
+    const trans = translationBundle(translator);
+    addFileCommands(app, filesPanel, trans);
+    setupBoardFiles(
+      app,
+      model,
+      filesPanel,
+      docManager?.registry ?? null,
+      trans
+    );
+    addRunCommands(app, model, trans);
+    if (editors) {
+      addRunButtons(app, editors, trans);
+    }
     app.shell.add(sidebar, 'left', { rank: 850 });
     restorer?.add(sidebar, sidebar.id);
 
@@ -127,6 +150,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         CommandIDs.openCamera,
         CommandIDs.addDevice,
         CommandIDs.pushFile,
+        RunCommandIDs.run,
+        RunCommandIDs.stop,
         CommandIDs.openNotebook,
         CommandIDs.removeDevice,
         CommandIDs.refresh,

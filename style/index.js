@@ -4,3 +4,4 @@ import './sshdialog.css';
 import './room.css';
 import './vision.css';
 import './boardops.css';
+import './boardfiles.css';

@@ -85,14 +85,19 @@ class _Write(object):
         self.closed = False
 
 
+ROOT = None  # the agent's --root once its FileStore exists (code run on the board reads it: "Run file on device")
+
+
 class FileStore(object):
     def __init__(self, root, log=None):
+        global ROOT
         if not isinstance(root, str) or not root:
             raise ValueError("the device root must be a non-empty path")
         root = os.path.abspath(os.path.expanduser(root))
         if not os.path.isdir(root):
             os.makedirs(root)
         self.root = os.path.realpath(root)
+        ROOT = self.root
         self.log = log
         self._lock = threading.Lock()
         self._writes = {}

@@ -69,7 +69,7 @@ export class FakeFs implements IFilesApi {
           name: p.slice(prefix.length),
           type: 'file',
           size: data.length,
-          mtime: MTIME
+          mtime: this.mtimes.get(p) ?? MTIME
         });
       }
     }
@@ -129,7 +129,17 @@ export class FakeFs implements IFilesApi {
     return data;
   }
 
+  async upload(id: string, path: string, data: Uint8Array) {
+    this.calls.push(`upload ${path} ${data.length}`);
+    this.files.set(path, data);
+    this.mtimes.set(path, (this.clock += 10));
+    return { path, size: data.length, sha256: '0'.repeat(64) };
+  }
+
   progress: number[] = [];
+  /** mtimes set by uploads (others have MTIME). */
+  mtimes = new Map<string, number>();
+  clock = MTIME;
 }
 
 export const job = (id: string, extra: Partial<IJob> = {}): IJob => ({

@@ -54,6 +54,8 @@ export namespace DeviceFilesPanel {
     keepFinishedMs?: number;
     /** Called with the workspace path of each finished pull. */
     onPulled?: (path: string) => void;
+    /** Open a board file (double-click, Enter); without it those pull the file. */
+    openFile?: (path: string) => void;
     translator?: ITranslator | null;
   }
 }
@@ -103,6 +105,7 @@ export class DeviceFilesPanel extends Widget {
         translator: options.translator
       });
     this._trans = this.actions.trans;
+    this._openFile = options.openFile ?? null;
     this.id = 'jp-remote-device-files';
     this.addClass('jp-RemoteDevice-files');
     this.node.setAttribute('role', 'region');
@@ -523,16 +526,20 @@ export class DeviceFilesPanel extends Widget {
     if (isDir) {
       item.addEventListener('click', () => void this.toggle(path));
     } else {
-      item.addEventListener('dblclick', () => void this.pull(path));
+      item.addEventListener('dblclick', () => this._open(path));
     }
-    // Keyboard: Enter/Space opens a folder or pulls a file, F2 renames, Delete deletes.
+    // Keyboard: Enter/Space opens a folder or a file, F2 renames, Delete deletes.
     item.addEventListener('keydown', event => {
       if (event.target !== item) {
         return;
       }
       if (event.key === 'Enter' || event.key === ' ') {
         event.preventDefault();
-        void (isDir ? this.toggle(path) : this.pull(path));
+        if (isDir) {
+          void this.toggle(path);
+        } else {
+          this._open(path);
+        }
       } else if (event.key === 'F2') {
         event.preventDefault();
         void this.rename(path);
@@ -563,7 +570,17 @@ export class DeviceFilesPanel extends Widget {
     );
   }
 
+  /** Open a file: in an editor when the page can, else pull it. */
+  private _open(path: string): void {
+    if (this._openFile) {
+      this._openFile(path);
+    } else {
+      void this.pull(path);
+    }
+  }
+
   private _model: DevicesModel;
+  private _openFile: ((path: string) => void) | null;
   private _trans: TranslationBundle;
   private _transfersNode: HTMLElement | null = null;
 }
