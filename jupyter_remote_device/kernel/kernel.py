@@ -25,7 +25,7 @@ from .syntax import is_complete as _is_complete
 
 POLL_WAIT = 0.5
 RUN_WAIT = 0.3   # s the first call (exec_run) waits for a cell on the board: interrupts wait at most this
-RUN_FLUSH = 0.05  # s output waits before that call returns early with it (output of long cells streams)
+RUN_FLUSH = 0.15  # s output waits before that call returns early with it (output of long cells streams)
 MAGICS = ("%connect", "%disconnect", "%devices", "%camera", "%pip", "%%boards")
 HELP = """\
 This kernel runs Python on a board (jupyter-remote-device).

@@ -21,6 +21,7 @@ import {
   SocketState
 } from '../camerastream';
 import { DevicesModel } from '../model';
+import { renderOverlay } from './cameraoverlay';
 
 export { CameraPanel, RESOLUTIONS, QUALITIES, FPS_CAPS } from './camerapanel';
 export type { IStreamSettings } from '../camerastream';
@@ -554,45 +555,7 @@ export class CameraViewer extends Widget {
   }
 
   private _renderOverlay(): void {
-    const s = this._stats;
-    const lat = s.latencyMs;
-    const latency =
-      lat === null
-        ? '–'
-        : Math.abs(lat) > 60000
-          ? `${(lat / 1000).toFixed(0)} s (board clock differs)`
-          : `${Math.round(lat)} ms`;
-    const size = s.width ? `${s.width}×${s.height}` : '';
-    const q =
-      s.quality === null ? '' : `Q${s.quality}${s.adaptive ? ' auto' : ''}`;
-    const link =
-      s.linkKbps === null
-        ? ''
-        : `${(s.linkKbps / 1000).toFixed(1)} Mbit/s${s.rttMs === null ? '' : ` · ${Math.round(s.rttMs)} ms RTT`}`;
-    const items: [string, string, string][] = [
-      ['fps', `${s.fps.toFixed(1)} fps`, 'frames drawn per second'],
-      [
-        'latency',
-        `latency ${latency}`,
-        'capture to acknowledgement, as the server measures it'
-      ],
-      ['kbps', s.kbps ? `${s.kbps.toFixed(0)} kB/s` : '', 'received here'],
-      ['link', link, 'the link rate and round trip the server measures'],
-      ['size', size, 'the size in use'],
-      ['quality', q, 'the JPEG quality in use (auto: adapted to the link)']
-    ];
-    this._overlay.textContent = '';
-    for (const [k, text, title] of items) {
-      if (!text) {
-        continue;
-      }
-      const item = document.createElement('span');
-      item.className = 'jp-RemoteDevice-overlayItem';
-      item.dataset.stat = k;
-      item.textContent = text;
-      item.title = title;
-      this._overlay.appendChild(item);
-    }
+    renderOverlay(this._overlay, this._stats);
   }
 
   private _setState(state: StreamState): void {
