@@ -25,6 +25,22 @@ const test = base.extend({
 
 test.describe.configure({ mode: 'serial' });
 
+// The other suites share this server and expect only their own boards connected: leave
+// replay-board as the suite found it, whatever happened in between.
+test.afterAll(async ({ playwright }, testInfo) => {
+  const baseURL = testInfo.project.use.baseURL;
+  const request = await playwright.request.newContext();
+  try {
+    const res = await request.get(`${baseURL}/jupyter-remote-device/devices`);
+    const board = (await res.json()).devices.find((d: any) => d.name === 'replay-board');
+    if (board && board.status === 'connected') {
+      await request.delete(`${baseURL}/jupyter-remote-device/devices/${board.id}/session`);
+    }
+  } finally {
+    await request.dispose();
+  }
+});
+
 const SIDEBAR = '#jp-remote-device-sidebar';
 const row = (name: string) => `${SIDEBAR} .jp-RemoteDevice-row[data-device-name="${name}"]`;
 
