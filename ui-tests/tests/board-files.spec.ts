@@ -161,8 +161,16 @@ test.describe('Board files in the editor', () => {
     await expect(page.locator('.jp-NotebookPanel-toolbar .jp-KernelName')).toHaveText(/remote device/i, {
       timeout: 30000
     });
-    await page.notebook.runCell(0);
-    await expect(page.locator('.jp-NotebookPanel .jp-OutputArea-output')).toContainText('root /', { timeout: 30000 });
+    // the silent %connect goes out once the kernel is idle: run until the board answers
+    await expect
+      .poll(
+        async () => {
+          await page.notebook.runCell(0);
+          return ((await page.notebook.getCellTextOutput(0)) ?? []).join('');
+        },
+        { timeout: 60000, intervals: [2000] }
+      )
+      .toContain('root /');
     await page.notebook.save();
     await page.evaluate(async () => {
       const w = (window as any).jupyterapp.shell.currentWidget;
