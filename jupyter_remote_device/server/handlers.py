@@ -306,10 +306,15 @@ class FileContentHandler(BaseHandler):
         from .transfer import download
         name = path.rstrip("/").rsplit("/", 1)[-1]
         self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Length", str(st.get("size", 0)))
         from urllib.parse import quote
         self.set_header("Content-Disposition", "attachment; filename*=UTF-8''%s" % quote(name))
-        await download(sess, path, self.write, self.flush)
+
+        def on_stat(opened):
+            # the length of what is streamed, from the stat the read itself is bounded by (the file
+            # may have been replaced, e.g. saved by an editor, since the check above)
+            self.set_header("Content-Length", str(int(opened.get("size") or 0)))
+
+        await download(sess, path, self.write, self.flush, on_stat=on_stat)
         self.finish()
 
     @tornado.web.authenticated
