@@ -5,8 +5,24 @@
  * device" with its output in a board console and Stop, and a notebook stored
  * on the board opened with the remote-device kernel.
  */
-import { expect, galata, test } from '@jupyterlab/galata';
+import { expect, galata, test as base } from '@jupyterlab/galata';
 import { APIRequestContext } from '@playwright/test';
+import * as path from 'path';
+
+/** galata's tmpPath misses a server under a base_url (/jrd/): make the folder with the full URL. */
+const test = base.extend({
+  tmpPath: async ({ request, baseURL }, use, testInfo) => {
+    const folder = path.basename(testInfo.outputDir).replace(/-retry\d+$/i, '');
+    const url = `${baseURL}/api/contents/${folder}`;
+    if ((await request.get(url)).ok()) {
+      await request.delete(url);
+    }
+    const res = await request.put(url, { data: { type: 'directory' } });
+    expect(res.ok(), `create ${url}`).toBeTruthy();
+    await use(folder);
+    await request.delete(url).catch(() => undefined);
+  }
+});
 
 test.describe.configure({ mode: 'serial' });
 test.use({ autoGoto: true });
