@@ -1,0 +1,25 @@
+/**
+ * The small DOM builder of the Devices sidebar (sidebar.ts, devicerow.ts); sidebar.ts re-exports
+ * it for the modules that import it from there (filetree.ts, transfers.ts).
+ */
+
+/** Small DOM builder. */
+export function h(
+  tag: string,
+  attrs: { [key: string]: string | undefined } = {},
+  ...children: (Node | string | null | undefined | false)[]
+): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== undefined) {
+      el.setAttribute(k, v);
+    }
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) {
+      continue;
+    }
+    el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+  }
+  return el;
+}
