@@ -34,6 +34,10 @@ async function openLab(page: Page) {
   await raw.evaluate(() => (window as any).jupyterapp.started);
   await raw.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 120000 });
   await raw.locator('.jp-SideBar [data-id="jp-remote-device-sidebar"]').waitFor({ timeout: 60000 });
+  // Once the layout is restored, JupyterLab opens a Launcher in the empty main area and gives it
+  // the focus: keys typed before that land in the launcher instead of the sidebar's filter.
+  await raw.evaluate(() => (window as any).jupyterapp.restored);
+  await raw.locator('.jp-Launcher').first().waitFor({ timeout: 60000 });
 }
 
 test.describe.configure({ mode: 'serial' });
