@@ -1,6 +1,6 @@
 /**
- * The small DOM builder of the Devices sidebar (sidebar.ts, devicerow.ts); sidebar.ts re-exports
- * it for the modules that import it from there (filetree.ts, transfers.ts).
+ * The small DOM builder of the Devices sidebar and its panels (sidebar, rows, room bar, files
+ * tree, transfers).
  */
 
 /** Small DOM builder. */

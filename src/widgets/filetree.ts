@@ -28,7 +28,7 @@ import {
 import { Format } from '../format';
 import { DevicesModel } from '../model';
 import { checkName, FileActions } from './fileactions';
-import { h } from './sidebar';
+import { h } from './dom';
 import { renderTransfers } from './transfers';
 
 export { checkName, joinDevicePath };

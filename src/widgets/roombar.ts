@@ -15,24 +15,7 @@ import {
   RoomState,
   roomView
 } from '../room';
-
-/** Small DOM builder (as sidebar.ts's, which imports this module). */
-function h(
-  tag: string,
-  attrs: { [key: string]: string | undefined } = {},
-  ...children: (Node | string)[]
-): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v !== undefined) {
-      el.setAttribute(k, v);
-    }
-  }
-  for (const c of children) {
-    el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-  }
-  return el;
-}
+import { h } from './dom';
 
 const GROUP_LABELS: { [K in RoomGroup]: string } = {
   connected: 'Connected',

@@ -20,8 +20,6 @@ import { DeviceRowRenderer } from './devicerow';
 import { h } from './dom';
 import { ROOM_BAR_FROM, RoomBar, sectionHeader } from './roombar';
 
-export { h } from './dom';
-
 /**
  * The list part of the sidebar.
  */

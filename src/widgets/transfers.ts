@@ -7,7 +7,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 
 import { ITransfer } from '../filesmodel';
 import { Format } from '../format';
-import { h } from './sidebar';
+import { h } from './dom';
 
 function statusText(t: ITransfer, trans: TranslationBundle): string {
   switch (t.state) {
