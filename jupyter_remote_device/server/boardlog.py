@@ -102,15 +102,8 @@ class LogFollower(object):
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        try:
-            from .session import _shutdown
-            _shutdown(getattr(conn, "conn", conn))
-        except Exception:
-            pass
-        try:
-            conn.close()
-        except Exception:
-            pass
+        from .session import drop
+        drop(conn)
 
 
 def routes(ID):

@@ -15,6 +15,7 @@ import threading
 import time
 
 from ..link.checks import data as board_data
+from ..link.dial import close_quietly
 from ..link.errors import LinkError, is_connection_error, is_remote, message_of
 from .errors import ApiError, api_error, bad_request
 
@@ -104,13 +105,6 @@ def map_error(e, device_name):
 def is_link_error(e):
     """The camera connection broke (reconnect), rather than the board refusing (error)."""
     return not is_remote(e) and (isinstance(e, (LinkError, EOFError, OSError, TimeoutError)) or is_connection_error(e))
-
-
-def close_quietly(conn):
-    try:
-        conn.close()
-    except Exception:
-        pass
 
 
 class DeviceStream(object):

@@ -13,6 +13,7 @@ import uuid
 
 from .. import link
 from ..link import ConnectionLost, LinkError, board_error, calls
+from ..link.dial import close_quietly
 from ..link.errors import BoardStopped
 from ..link.heartbeat import Heartbeat
 from .errors import ApiError, api_error
@@ -27,6 +28,13 @@ def _shutdown(conn):
         conn._channel.stream.sock.shutdown(socket.SHUT_RDWR)
     except Exception:
         pass
+
+
+def drop(conn):
+    """Unblock the threads reading a connection (or a wrapper with ``.conn``), then close it;
+    neither step fails (the link may already be gone)."""
+    _shutdown(getattr(conn, "conn", conn))
+    close_quietly(conn)
 
 
 def map_remote_error(e, device_name=""):
@@ -116,7 +124,7 @@ class DeviceSession:
             info = self._claim_and_info(root, take_over)
         except BaseException as e:
             _shutdown(conn)
-            _close_quietly(conn)
+            close_quietly(conn)
             if isinstance(e, ApiError):
                 raise
             err = map_remote_error(e, self.device.name)
@@ -298,7 +306,7 @@ class DeviceSession:
         self.log.warning("remote-device %s: %s", self.device.name, why)
         conn, self.conn, self.root = self.conn, None, None
         _shutdown(conn)  # unblocks threads stuck reading it; close() then cannot hang on them
-        self.manager.pool.submit(_close_quietly, conn)
+        self.manager.pool.submit(close_quietly, conn)
         camera, self.camera = self.camera, None
         if camera is not None:
             # viewers stay open ("reconnecting"); the next CameraStreams adopts them
@@ -329,7 +337,7 @@ class DeviceSession:
                 delay = min(delay * 2, self.manager.reconnect_max_delay)
                 continue
             if self.closed:
-                _close_quietly(conn)
+                close_quietly(conn)
                 return
             self.log.info("remote-device %s: reconnected", self.device.name)
             self._attach(conn, root, info)
@@ -353,7 +361,7 @@ class DeviceSession:
                 pass
         conn, self.conn, self.root = self.conn, None, None
         if conn is not None:
-            await self.manager.run(_close_quietly, conn)
+            await self.manager.run(close_quietly, conn)
 
 
 def _collect(ev, out, err):
@@ -364,10 +372,3 @@ def _collect(ev, out, err):
     elif t == "error":
         return {k: ev.get(k) for k in ("ename", "evalue", "traceback")}
     return None
-
-
-def _close_quietly(conn):
-    try:
-        conn.close()
-    except Exception:
-        pass

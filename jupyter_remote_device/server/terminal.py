@@ -281,18 +281,11 @@ class BoardTerminal(object):
         self._close_conns()
 
     def _close_conns(self):
+        from .session import drop
         for conn in (self.reader, self.writer):
             if conn is None:
                 continue
-            try:
-                from .session import _shutdown
-                _shutdown(getattr(conn, "conn", conn))
-            except Exception:
-                pass
-            try:
-                conn.close()
-            except Exception:
-                pass
+            drop(conn)
 
     def to_dict(self):
         return {"name": self.name, "device_id": self.device_id, "attached": len(self.sockets),
