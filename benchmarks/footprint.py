@@ -22,12 +22,17 @@ from jupyter_remote_device import link
 from jupyter_remote_device.app import spawn_agent
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS"):
+    """A /proc status memory figure in KB: VmRSS, or RssAnon (private memory)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return None
+
+
+def rss_and_anon(pid):
+    return rss_kb(pid), rss_kb(pid, "RssAnon")
 
 
 def free_port():
@@ -57,7 +62,7 @@ SLAVE_SERVER = (
 
 
 def measure_classic(cli=False):
-    """RSS of a stock classic server: ``ThreadedServer(SlaveService)`` from ``python -c`` (what
+    """(RSS, RssAnon) of a stock classic server: ``ThreadedServer(SlaveService)`` from ``python -c`` (what
     MaixPy3 boards run), or with ``cli`` the ``rpyc_classic`` command (its CLI imports add ~3 MB)."""
     port = free_port()
     if cli:
@@ -71,7 +76,7 @@ def measure_classic(cli=False):
         conn = rpyc.classic.connect("127.0.0.1", port)
         conn.modules.os.getpid()
         time.sleep(0.5)
-        out = rss_kb(proc.pid)
+        out = rss_and_anon(proc.pid)
         conn.close()
         return out
     finally:
@@ -79,17 +84,17 @@ def measure_classic(cli=False):
         proc.wait(10)
 
 
-def measure_agent(camera, pyc_dir=None):
-    """RSS of an idle agent; with ``pyc_dir`` its modules load from bytecode cached there (as
-    on a board where the package was installed), else they compile from source."""
+def measure_agent(camera, pyc_dir=None, extra_args=()):
+    """(RSS, RssAnon) of an idle agent; with ``pyc_dir`` its modules load from bytecode cached there
+    (as on a board where the package was installed), else they compile from source."""
     root = tempfile.mkdtemp(prefix="jrd-footprint-")
     env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": pyc_dir} if pyc_dir else None
-    proc, port, token = spawn_agent(root=root, camera=camera, env=env)
+    proc, port, token = spawn_agent(root=root, camera=camera, env=env, extra_args=tuple(extra_args))
     try:
         conn = link.connect("127.0.0.1", port, token=token)
         conn.root.ping()
         time.sleep(0.5)
-        out = rss_kb(proc.pid)
+        out = rss_and_anon(proc.pid)
         conn.close()
         return out
     finally:
@@ -131,14 +136,15 @@ def cpu_s(pid):
 
 
 def main():
-    slave = measure_classic()
-    cli = measure_classic(cli=True)
-    agent_none = measure_agent("none")
-    agent_synth = measure_agent("synthetic")
+    slave, slave_anon = measure_classic()
+    cli = measure_classic(cli=True)[0]
+    agent_none = measure_agent("none")[0]
+    agent_synth = measure_agent("synthetic")[0]
     pyc = tempfile.mkdtemp(prefix="jrd-footprint-pyc-")
     measure_agent("synthetic", pyc)  # writes the bytecode
-    agent_pyc = measure_agent("none", pyc)
-    agent_pyc_synth = measure_agent("synthetic", pyc)
+    agent_pyc, agent_pyc_anon = measure_agent("none", pyc)
+    agent_pyc_synth = measure_agent("synthetic", pyc)[0]
+    agent_pyc_plain = measure_agent("none", pyc, ["--no-tls"])[0]
     result = {
         "slave_service_rss_kb": slave,
         "rpyc_classic_cli_rss_kb": cli,
@@ -150,6 +156,10 @@ def main():
         "agent_idle_rss_kb_from_pyc": agent_pyc,
         "agent_from_pyc_minus_slave_service_kb": agent_pyc - slave,
         "agent_synthetic_from_pyc_minus_slave_service_kb": agent_pyc_synth - slave,
+        # TLS (the default) against the plain link of ThreadedServer(SlaveService): its cost is
+        # mostly OpenSSL's code pages (file-backed); RssAnon is the private memory
+        "agent_from_pyc_no_tls_minus_slave_service_kb": agent_pyc_plain - slave,
+        "agent_from_pyc_anon_minus_slave_service_anon_kb": agent_pyc_anon - slave_anon,
         "target_kb": 1024,
         "camera_stream": cpu_per_frame(),
     }

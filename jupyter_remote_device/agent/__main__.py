@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import types
 
 from rpyc.utils.helpers import classpartial
 
@@ -24,10 +25,12 @@ CAMERA_CHOICES = ("auto", "synthetic", "opencv", "picamera2", "maix", "none")
 SERVER_CONFIG = dict(RPYC_CONFIG)
 
 
-def forget_cli():
-    """argparse (and the gettext it pulls in) is needed once, at start: let its memory go."""
-    for name in ("argparse", "gettext"):
-        sys.modules.pop(name, None)
+def forget_cli(loaded_before):
+    """argparse (and gettext, locale, ... that it pulls in) is needed once, at start: let their
+    memory go (the parsed options are kept as a SimpleNamespace, which holds nothing of them)."""
+    for name in set(sys.modules) - loaded_before:
+        if name.split(".")[0] in ("argparse", "gettext", "locale", "_locale"):
+            sys.modules.pop(name, None)
 
 
 def trim_memory():
@@ -198,8 +201,9 @@ def main(argv=None):
         from . import service_install  # the agent as a service (systemd / procd / sysv)
         return service_install.main(argv)
     hide_token(argv)
-    args = parse_args(argv)
-    forget_cli()
+    loaded_before = set(sys.modules)
+    args = types.SimpleNamespace(**vars(parse_args(argv)))
+    forget_cli(loaded_before)
     env_token = os.environ.pop(auth.TOKEN_ENV, None)  # not handed on to what the board's code starts
     os.environ.pop(REEXEC_MARK, None)
     level = getattr(logging, str(args.log_level).upper(), logging.WARNING)
