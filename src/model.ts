@@ -19,7 +19,7 @@ import {
   wsUrl
 } from './api';
 import { checkServer, ServerState } from './handshake';
-import { isJobFinished, jobProgress } from './jobstate';
+import { isJobFinished, JobTracker, jobProgress } from './jobstate';
 import { exponentialBackoff, ReconnectingSocket, SocketState } from './socket';
 import { FRONTEND_VERSION } from './version';
 
@@ -66,7 +66,12 @@ export class DevicesModel implements IDisposable {
     this._frontendVersion = options.frontendVersion ?? FRONTEND_VERSION;
     this._maxBackoff = options.maxBackoff ?? 30000;
     this._fallbackPollInterval = options.fallbackPollInterval ?? 5000;
-    this._jobPollInterval = options.jobPollInterval ?? 1500;
+    this._jobs = new JobTracker({
+      api: this._api,
+      pollInterval: options.jobPollInterval ?? 1500,
+      eventsOpen: () => this._eventsState === 'open',
+      onChange: job => this._jobChanged.emit(job)
+    });
     this._events = new ReconnectingSocket({
       url: this._eventsUrl,
       socketFactory: options.socketFactory,
@@ -347,19 +352,7 @@ export class DevicesModel implements IDisposable {
 
   /** Merge a job update (from events, REST or polling). */
   handleJob(job: IJob): void {
-    const previous = this._jobs.get(job.id);
-    if (previous && isJobFinished(previous) && !isJobFinished(job)) {
-      // A late progress message after the end: ignore.
-      return;
-    }
-    const merged: IJob = { ...previous, ...job };
-    if (!merged.device && previous?.device) {
-      merged.device = previous.device;
-    }
-    this._jobs.set(job.id, merged);
-    this._jobSeen.set(job.id, Date.now());
-    this._jobChanged.emit(merged);
-    this._scheduleJobPoll();
+    this._jobs.handle(job);
   }
 
   dispose(): void {
@@ -369,10 +362,7 @@ export class DevicesModel implements IDisposable {
     this._isDisposed = true;
     this._clearReconnect();
     this._stopFallbackPoll();
-    if (this._jobTimer !== null) {
-      clearTimeout(this._jobTimer);
-      this._jobTimer = null;
-    }
+    this._jobs.dispose();
     this._events.dispose();
     Signal.clearData(this);
   }
@@ -412,7 +402,7 @@ export class DevicesModel implements IDisposable {
     this._setEventsState(EVENTS_STATE[change.state]);
     if (change.state === 'waiting') {
       this._startFallbackPoll();
-      this._scheduleJobPoll();
+      this._jobs.schedulePoll();
     }
   }
 
@@ -465,43 +455,6 @@ export class DevicesModel implements IDisposable {
       clearInterval(this._fallbackTimer);
       this._fallbackTimer = null;
     }
-  }
-
-  /** Poll running jobs whose events stopped arriving. */
-  private _scheduleJobPoll(): void {
-    if (this._jobTimer !== null || this._isDisposed) {
-      return;
-    }
-    const running = [...this._jobs.values()].filter(j => !isJobFinished(j));
-    if (running.length === 0) {
-      return;
-    }
-    this._jobTimer = setTimeout(() => {
-      this._jobTimer = null;
-      const now = Date.now();
-      const stale = [...this._jobs.values()].filter(
-        j =>
-          !isJobFinished(j) &&
-          (this._eventsState !== 'open' ||
-            now - (this._jobSeen.get(j.id) ?? 0) >= this._jobPollInterval)
-      );
-      Promise.all(
-        stale.map(j =>
-          this._api
-            .getJob(j.id)
-            .then(job => this.handleJob(job))
-            .catch(error => {
-              if ((error as ApiError).status === 404) {
-                this.handleJob({
-                  ...j,
-                  state: 'failed',
-                  error: j.error ?? 'The job is gone from the server.'
-                });
-              }
-            })
-        )
-      ).finally(() => this._scheduleJobPoll());
-    }, this._jobPollInterval);
   }
 
   private _setServer(state: ServerState): void {
@@ -584,12 +537,10 @@ export class DevicesModel implements IDisposable {
   private _maxBackoff: number;
   private _events: ReconnectingSocket;
   private _fallbackPollInterval: number;
-  private _jobPollInterval: number;
+  private _jobs: JobTracker;
 
   private _devices = new Map<string, IDevice>();
   private _order: string[] = [];
-  private _jobs = new Map<string, IJob>();
-  private _jobSeen = new Map<string, number>();
   private _pending = new Set<string>();
   private _server: ServerState = { kind: 'unknown' };
   private _eventsState: EventsState = 'idle';
@@ -598,7 +549,6 @@ export class DevicesModel implements IDisposable {
   private _lastError: string | null = null;
   private _reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private _fallbackTimer: ReturnType<typeof setInterval> | null = null;
-  private _jobTimer: ReturnType<typeof setTimeout> | null = null;
   private _isDisposed = false;
 
   private _changed = new Signal<this, void>(this);

@@ -21,28 +21,11 @@ import {
   SocketState
 } from '../camerastream';
 import { DevicesModel } from '../model';
-import { renderOverlay } from './cameraoverlay';
+import { CameraStatsMeter, ICameraStats, renderOverlay } from './cameraoverlay';
 
 export { CameraPanel, RESOLUTIONS, QUALITIES, FPS_CAPS } from './camerapanel';
 export type { IStreamSettings } from '../camerastream';
-
-export interface ICameraStats {
-  /** Frames drawn per second here. */
-  fps: number;
-  /** kB/s received here. */
-  kbps: number;
-  /** Capture to ack as the server measured it, else now − captured_at here. */
-  latencyMs: number | null;
-  width: number;
-  height: number;
-  seq: number | null;
-  frames: number;
-  /** The link rate the server measures (kbit/s), its RTT, the quality in use. */
-  linkKbps: number | null;
-  rttMs: number | null;
-  quality: number | null;
-  adaptive: boolean;
-}
+export type { ICameraStats } from './cameraoverlay';
 
 export type StreamState =
   | 'idle'
@@ -140,7 +123,7 @@ export class CameraViewer extends Widget {
   }
 
   get stats(): ICameraStats {
-    return { ...this._stats };
+    return { ...this._meter.stats };
   }
 
   /** Emitted about twice a second while streaming, and on state changes. */
@@ -328,7 +311,7 @@ export class CameraViewer extends Widget {
       return;
     }
     this.stream.start();
-    this._startStats();
+    this._meter.start();
   }
 
   private _stop(): void {
@@ -407,23 +390,16 @@ export class CameraViewer extends Widget {
     const state = msg.state;
     if (state === 'error' || msg.reason) {
       this._setMessage(message || state || 'Camera error');
-    } else if (this._stats.frames === 0 && (message || state)) {
+    } else if (this._meter.stats.frames === 0 && (message || state)) {
       this._setMessage(message || `Camera: ${state}`);
     }
-    const s = this._stats;
-    s.linkKbps = typeof msg.link_kbps === 'number' ? msg.link_kbps : null;
-    s.rttMs = typeof msg.rtt_ms === 'number' ? msg.rtt_ms : null;
-    s.quality = typeof msg.quality === 'number' ? msg.quality : null;
-    s.adaptive = !!msg.adaptive;
-    if (typeof msg.latency_ms === 'number') {
-      this._serverLatency = msg.latency_ms;
-    }
+    this._meter.status(msg);
     this._renderOverlay();
   }
 
   // -- frames -----------------------------------------------------------------
   private _onFrame(_: CameraStream, frame: IStreamFrame): void {
-    this._bytesWindow += frame.bytes;
+    this._meter.frameReceived(frame);
     this._pending = frame;
     if (!this._decoding) {
       void this._decodeLoop();
@@ -497,15 +473,8 @@ export class CameraViewer extends Widget {
     bitmap.close();
     this.stream.done(frame);
     this._current = frame;
-    this._framesWindow += 1;
-    const s = this._stats;
-    s.frames += 1;
-    s.width = bitmap.width || frame.header.width;
-    s.height = bitmap.height || frame.header.height;
-    s.seq = frame.header.seq ?? null;
-    if (typeof frame.header.captured_at === 'number') {
-      this._localLatency = Date.now() - frame.header.captured_at * 1000;
-    }
+    this._meter.frameDrawn(frame, bitmap.width, bitmap.height);
+    const s = this._meter.stats;
     if (s.frames === 1 || this._message.textContent) {
       this._setMessage('');
     }
@@ -517,45 +486,20 @@ export class CameraViewer extends Widget {
   }
 
   // -- stats and overlay ------------------------------------------------------
-  private _startStats(): void {
-    if (this._statsTimer) {
-      return;
-    }
-    this._windowStart = performance.now();
-    this._framesWindow = 0;
-    this._bytesWindow = 0;
-    this._statsTimer = setInterval(() => this._tickStats(), 500);
-  }
-
   private _stopStats(): void {
-    if (this._statsTimer) {
-      clearInterval(this._statsTimer);
-      this._statsTimer = null;
-    }
-    this._stats.fps = 0;
-    this._stats.kbps = 0;
+    this._meter.stop();
     this._renderOverlay();
     this._statsChanged.emit(this.stats);
   }
 
-  private _tickStats(): void {
-    const now = performance.now();
-    const dt = (now - this._windowStart) / 1000;
-    if (dt < 0.9) {
-      return;
-    }
-    this._stats.fps = this._framesWindow / dt;
-    this._stats.kbps = this._bytesWindow / 1024 / dt;
-    this._stats.latencyMs = this._serverLatency ?? this._localLatency;
-    this._framesWindow = 0;
-    this._bytesWindow = 0;
-    this._windowStart = now;
+  /** The meter recomputed the rates. */
+  private _onStatsTick(): void {
     this._renderOverlay();
     this._statsChanged.emit(this.stats);
   }
 
   private _renderOverlay(): void {
-    renderOverlay(this._overlay, this._stats);
+    renderOverlay(this._overlay, this._meter.stats);
   }
 
   private _setState(state: StreamState): void {
@@ -596,25 +540,7 @@ export class CameraViewer extends Widget {
   private _nextFrame: IStreamFrame | null = null;
   private _current: IStreamFrame | null = null;
   private _raf = 0;
-  private _serverLatency: number | null = null;
-  private _localLatency: number | null = null;
-  private _statsTimer: ReturnType<typeof setInterval> | null = null;
-  private _windowStart = 0;
-  private _framesWindow = 0;
-  private _bytesWindow = 0;
-  private _stats: ICameraStats = {
-    fps: 0,
-    kbps: 0,
-    latencyMs: null,
-    width: 0,
-    height: 0,
-    seq: null,
-    frames: 0,
-    linkKbps: null,
-    rttMs: null,
-    quality: null,
-    adaptive: false
-  };
+  private _meter = new CameraStatsMeter(() => this._onStatsTick());
   private _statsChanged = new Signal<this, ICameraStats>(this);
   private _stateChanged = new Signal<this, StreamState>(this);
   private _settingsChanged = new Signal<this, IStreamSettings>(this);
