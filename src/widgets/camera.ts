@@ -470,10 +470,11 @@ export class CameraViewer extends Widget {
         }
       }
     }
+    const { width, height } = bitmap; // a closed bitmap reports 0 x 0
     bitmap.close();
     this.stream.done(frame);
     this._current = frame;
-    this._meter.frameDrawn(frame, bitmap.width, bitmap.height);
+    this._meter.frameDrawn(frame, width, height);
     const s = this._meter.stats;
     if (s.frames === 1 || this._message.textContent) {
       this._setMessage('');
