@@ -398,3 +398,35 @@ async def test_viewer_stops_when_the_session_closes_while_reconnecting(jp_ws_fet
     assert st["message"]
     msg = await asyncio.wait_for(ws.read_message(), 5)
     assert msg is None  # the server closed the socket
+
+
+async def test_a_viewer_that_waited_on_an_opening_stream_gets_frames_when_the_opener_leaves(
+        jp_serverapp, connected):
+    """The first viewer of a stream leaves while it opens (a restored camera tab shown, hidden and
+    shown again): the stream stops with it, and a second viewer that waited on that opening gets
+    a device stream of its own, not the stopped one (which would never send it a frame)."""
+    from jupyter_remote_device.server.stream import FrameSubscriber, normalize_settings
+    did = await connected()
+    cams = _manager(jp_serverapp).require_session(did).camera
+    settings = normalize_settings({"width": 320, "height": 240, "quality": 70, "fps": 0})
+    opener = FrameSubscriber(cams, "0", dict(settings), lambda frame: None)
+    opening = asyncio.ensure_future(cams._add(opener))
+    end = time.time() + 5
+    while not cams._streams:  # the opener's device stream exists and is opening
+        assert time.time() < end
+        await asyncio.sleep(0)
+    got = []
+    waiting = asyncio.ensure_future(cams.subscribe("0", dict(settings), got.append))
+    await asyncio.sleep(0)
+    opener.close()  # leaves before the board answered camera_open
+    await asyncio.wait_for(opening, 10)
+    second = await asyncio.wait_for(waiting, 10)
+    try:
+        end = time.time() + 5
+        while not got:
+            assert time.time() < end, "the second viewer got no frame: it joined a stopped stream"
+            await asyncio.sleep(0.05)
+        assert second.stream is not None and not second.stream.stopped
+        assert cams.stats()["device_streams"] == 1
+    finally:
+        second.close()

@@ -270,6 +270,11 @@ class CameraStreams(object):
     async def _get_stream(self, key):
         """The running device stream for key, opening it if needed (raises ApiError)."""
         st = self._streams.get(key)
+        while st is not None and not st.stopped and st.opened is not None and not st.opened.done():
+            # another viewer is opening it: wait, then look again (if that viewer left while it
+            # opened, the stream stopped with it, and attaching to it would get no frames)
+            await asyncio.shield(st.opened)
+            st = self._streams.get(key)
         if st is None or st.stopped:
             st = DeviceStream(self, key)
             st.opened = asyncio.get_running_loop().create_future()
@@ -295,8 +300,6 @@ class CameraStreams(object):
                 t.start()
                 raise ApiError(409, "not-connected", "%s is not connected" % self.device_name)
             st.future = self._pool.submit(st.run_blocking)
-        elif not st.opened.done():
-            await asyncio.shield(st.opened)
         return st
 
     async def _attach(self, sub, settings):
