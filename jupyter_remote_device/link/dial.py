@@ -135,12 +135,24 @@ def read_greeting(sock, host, port, deadline):
         raise LinkError("protocol", "The connection to %s:%s broke during the greeting: %s" % (host, port, e))
 
 
-def _client_tls(sock, host, ssl_context, deadline):
-    ctx = ssl_context
-    if ctx is None:
-        ctx = ssl.create_default_context()
+_PINNING_CONTEXT = []
+
+
+def _pinning_context():
+    """The client context for boards' self-signed certificates: no CA check (the fingerprint is
+    pinned instead, trust on first use), so no CA store either: create_default_context() would load
+    the system's CAs (~20 ms of CPU) on every dial. Made once; an SSLContext is safe to share."""
+    if not _PINNING_CONTEXT:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        _PINNING_CONTEXT.append(ctx)
+    return _PINNING_CONTEXT[0]
+
+
+def _client_tls(sock, host, ssl_context, deadline):
+    ctx = ssl_context if ssl_context is not None else _pinning_context()
     sock.settimeout(remaining(deadline))
     return ctx.wrap_socket(sock, server_hostname=host if ctx.check_hostname else None)
 
