@@ -192,3 +192,35 @@ def test_out_of_file_descriptors_does_not_end_the_agent(tmp_path):
         for s in held:
             s.close()
         stop_process(p, 5)
+
+
+def test_the_handshake_is_not_held_by_nagle():
+    """The agent's side of a connection has TCP_NODELAY from its first byte: the handshake writes
+    small messages back to back (TLS session tickets, then the challenge), which Nagle's algorithm
+    would hold until the client's delayed ACK (40 ms per connection, most of a session open)."""
+    import threading
+
+    from jupyter_remote_device.agent import auth
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    client = socket.create_connection(lsock.getsockname(), timeout=5)
+    served, _ = lsock.accept()
+    authenticator = auth.AgentAuthenticator("t" * 32, "test")
+    t = threading.Thread(target=lambda: _swallow(authenticator, served, time.monotonic() + 5), daemon=True)
+    t.start()
+    try:
+        assert auth.read_line(client)  # the greeting: sent once the option is set
+        assert served.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        client.close()
+        t.join(10)
+        served.close()
+        lsock.close()
+
+
+def _swallow(authenticator, sock, deadline):
+    try:
+        authenticator(sock, deadline=deadline)
+    except Exception:
+        pass  # the client hangs up after the greeting
