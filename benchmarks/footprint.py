@@ -102,11 +102,11 @@ def measure_agent(camera, pyc_dir=None, extra_args=()):
         proc.wait(10)
 
 
-def cpu_per_frame(seconds=3.0, width=640, height=480, quality=80):
+def cpu_per_frame(seconds=3.0, width=640, height=480, quality=80, extra_args=()):
     """Agent CPU per streamed frame (camera_next over one connection) beside the encode cost
     the agent itself measures (camera_stats' encode_ms)."""
     root = tempfile.mkdtemp(prefix="jrd-footprint-")
-    proc, port, token = spawn_agent(root=root, camera="synthetic")
+    proc, port, token = spawn_agent(root=root, camera="synthetic", extra_args=tuple(extra_args))
     try:
         conn = link.connect("127.0.0.1", port, token=token)
         sid = conn.root.camera_open("0", width, height, quality, 0)
@@ -162,6 +162,7 @@ def main():
         "agent_from_pyc_anon_minus_slave_service_anon_kb": agent_pyc_anon - slave_anon,
         "target_kb": 1024,
         "camera_stream": cpu_per_frame(),
+        "camera_stream_no_tls": cpu_per_frame(extra_args=["--no-tls"]),
     }
     print(json.dumps(result, indent=1))
 

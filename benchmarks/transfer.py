@@ -5,7 +5,9 @@ with like on this machine:
 
 - ``push``: a random file (default 128 MB) pushed through ``TransferManager`` to a
   real agent subprocess (pipelined 1 MiB ``fs_write_chunk`` calls, sha256 on both
-  sides, fsync + atomic rename on the board);
+  sides, fsync + atomic rename on the board), over the board link's TLS (the default);
+- ``push_no_tls``: the same push to a second agent started with ``--no-tls`` (interleaved
+  with the first: the cost of the encryption);
 - ``classic_upload``: ``rpyc.classic.upload`` of a smaller file (default 16 MB) to a
   stock ``rpyc_classic`` server, the way rpyc_ikernel-era tools copy files;
 - ``plain_socket``: the same job over one plain TCP socket to a receiver process
@@ -231,7 +233,7 @@ def main(argv=None):
     classic_dir = os.path.join(tmp, "classic")
     for d in (ws, board_root, floor_dir, classic_dir):
         os.makedirs(d)
-    agent = receiver = classic = None
+    agent = plain_agent = receiver = classic = None
     out = {"host": HOST, "chunk_bytes": CHUNK, "in_flight": IN_FLIGHT, "python": sys.version.split()[0],
            "cpu_count": os.cpu_count()}
     try:
@@ -246,6 +248,10 @@ def main(argv=None):
         time.sleep(0.3)
         rss_base = rss_kb(agent.pid)
         tm = TransferManager(ws)
+        plain_root = os.path.join(tmp, "board-plain")
+        os.makedirs(plain_root)
+        plain_agent, pport, ptoken = spawn_agent(host=HOST, root=plain_root, camera="none", extra_args=("--no-tls",))
+        plain_session = LoopbackSession(pport, ptoken)
 
         # -- push and the plain-socket floor, interleaved (same machine noise) --
         receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
@@ -253,6 +259,7 @@ def main(argv=None):
         times = []
         ftimes = []
         peaks = []
+        ptimes = []
         for _ in range(reps):
             with RssSampler(agent.pid) as s:
                 job, dt = run_job(tm, session, "big.bin", "bench/big.bin")
@@ -263,10 +270,16 @@ def main(argv=None):
             t0 = time.perf_counter()
             plain_socket_push(rport, big, os.path.join(floor_dir, "big.bin"))
             ftimes.append(time.perf_counter() - t0)
+            job, dt = run_job(tm, plain_session, "big.bin", "bench/big.bin")
+            if not job["verified"]:
+                raise RuntimeError("the push without TLS was not verified")
+            ptimes.append(dt)
         push_mb_s = size / MB / min(times)
         floor_mb_s = size / MB / min(ftimes)
         out["push"] = {"bytes": size, "seconds": [round(t, 3) for t in times], "best_mb_s": round(push_mb_s, 1),
                        "verified": True}
+        no_tls_mb_s = size / MB / min(ptimes)
+        out["push_no_tls"] = {"seconds": [round(t, 3) for t in ptimes], "best_mb_s": round(no_tls_mb_s, 1)}
         out["plain_socket"] = {"seconds": [round(t, 3) for t in ftimes], "best_mb_s": round(floor_mb_s, 1)}
         out["agent_rss"] = {
             "baseline_kb": rss_base,
@@ -323,6 +336,7 @@ def main(argv=None):
         out["ratios"] = {
             "push_vs_classic_upload": round(push_mb_s / classic_mb_s, 1),
             "push_vs_plain_socket": round(push_mb_s / floor_mb_s, 3),
+            "push_tls_vs_no_tls": round(push_mb_s / no_tls_mb_s, 3),
         }
         out["targets"] = {
             "push_ge_50x_classic": push_mb_s >= 50 * classic_mb_s,
@@ -335,6 +349,7 @@ def main(argv=None):
             stop(receiver)
         stop(classic)
         stop(agent)
+        stop(plain_agent)
         shutil.rmtree(tmp, ignore_errors=True)
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")

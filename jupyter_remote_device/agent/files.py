@@ -33,7 +33,7 @@ import threading
 import time
 import zlib
 
-from .digest import sha256
+from .digest import bulk_sha256
 
 MAX_PATH = 4096
 MAX_READ = 16 * 1024 * 1024
@@ -53,7 +53,7 @@ def is_temp_name(name):
 
 
 def _hash_file(real, block=HASH_BLOCK):
-    h = sha256()
+    h = bulk_sha256()
     with open(real, "rb", buffering=0) as f:
         buf = bytearray(block)
         view = memoryview(buf)
@@ -77,7 +77,7 @@ class _Write(object):
         self.rel = rel
         self.size = size
         self.mtime = mtime
-        self.hasher = sha256()
+        self.hasher = bulk_sha256()
         self.pos = 0              # next offset of a sequential write
         self.sequential = True    # every write so far landed at self.pos
         self.written_end = 0      # highest byte written + 1
