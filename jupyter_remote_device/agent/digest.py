@@ -34,6 +34,8 @@ def bulk_sha256():
             fast = sha256
         _bulk.append(fast)
     return _bulk[0]()
+
+
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # pragma: no cover
