@@ -167,15 +167,15 @@ export class DeviceRowRenderer {
       row.appendChild(this._info(device));
     }
     const actions = h('div', { class: 'jp-RemoteDevice-actions' });
-    if (device.status === 'connected') {
-      actions.appendChild(
-        this._button(
-          'Disconnect',
-          CommandIDs.disconnect,
-          args,
-          'jp-RemoteDevice-action-disconnect'
-        )
+    const disconnect = () =>
+      this._button(
+        'Disconnect',
+        CommandIDs.disconnect,
+        args,
+        'jp-RemoteDevice-action-disconnect'
       );
+    if (device.status === 'connected') {
+      actions.appendChild(disconnect());
       actions.appendChild(
         this._button(
           'Camera',
@@ -255,14 +255,7 @@ export class DeviceRowRenderer {
       }
       if (status === 'connecting' && !pending) {
         // The server is re-opening a lost session: allow giving up.
-        actions.appendChild(
-          this._button(
-            'Disconnect',
-            CommandIDs.disconnect,
-            args,
-            'jp-RemoteDevice-action-disconnect'
-          )
-        );
+        actions.appendChild(disconnect());
       }
     }
     if (device.source === 'manual' || device.source === 'ssh') {
