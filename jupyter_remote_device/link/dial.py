@@ -16,6 +16,8 @@ import ssl
 import time
 
 import rpyc
+from rpyc.core import consts, netref
+from rpyc.core.protocol import Connection
 from rpyc.utils.factory import connect_channel
 
 from ..agent import auth, wire
@@ -173,8 +175,14 @@ def same_fingerprint(a, b):
     return norm(a) == norm(b)
 
 
-def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, user=None, fingerprint=None):
+def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, user=None, fingerprint=None,
+              before_answer=None):
     """Run the client side of auth.py's handshake. Returns (the possibly TLS socket, greeting).
+
+    ``before_answer(sock, hello)``, when given, runs once the reply is sent and before the board's
+    answer is read: what it sends travels in the same round trip (the board reads the handshake
+    byte by byte and never past it, so rpyc's first request waits in its socket until the board
+    accepts us; a refused connection never reads it).
 
     No downgrade: with a token, a board that offers no authentication (or cannot prove it knows
     the token) is refused. With ``fingerprint`` (pinned on first use), a TLS certificate with
@@ -212,6 +220,8 @@ def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, us
                                 "~/.config/jupyter-remote-device/token on the board)." % (host, port))
             reply["mac"] = auth.client_mac(token, nonce, cnonce)
         auth.send_json_line(sock, reply)
+        if before_answer is not None:
+            before_answer(sock, hello)
         sock.settimeout(remaining(deadline))
         answer = auth.read_json_line(sock)
         if not answer.get("ok"):
@@ -243,6 +253,57 @@ def rpyc_over(sock, service=rpyc.VoidService, **config):
     return guard(conn)
 
 
+_ROOT_CLASS = []
+
+
+def _root_class():
+    """The netref class of the agent's root, made here instead of asking the board for its
+    methods (rpyc's HANDLE_INSPECT: a round trip and ~3 KB per connection, for a list a board
+    could make up). A netref sends every attribute to the board anyway; the class only holds
+    Python's special methods, which nothing here calls on the root."""
+    if not _ROOT_CLASS:
+        _ROOT_CLASS.append(netref.class_factory(("AgentRoot", 0, 0), ()))
+    return _ROOT_CLASS[0]
+
+
+class AgentConnection(Connection):
+    """The client connection to an agent: its ``root`` costs one round trip (GETROOT, no
+    INSPECT), and that round trip may already be under way (``request_root``)."""
+
+    _jrd_root_next = False
+    _jrd_root_request = None
+
+    def request_root(self, timeout=None):
+        """Send GETROOT now; ``root`` collects the answer."""
+        self._jrd_root_next = True
+        self._jrd_root_request = self.async_request(consts.HANDLE_GETROOT, timeout=timeout)
+
+    @property
+    def root(self):
+        if self._remote_root is None:
+            pending, self._jrd_root_request = self._jrd_root_request, None
+            try:
+                if pending is None:
+                    self._jrd_root_next = True
+                    self._remote_root = self.sync_request(consts.HANDLE_GETROOT)
+                else:
+                    self._remote_root = pending.value
+            finally:
+                self._jrd_root_next = False
+        return self._remote_root
+
+    def _netref_factory(self, id_pack):
+        if self._jrd_root_next:  # the answer to GETROOT
+            self._jrd_root_next = False
+            return _root_class()(self, id_pack)
+        return Connection._netref_factory(self, id_pack)
+
+
+class AgentClient(rpyc.VoidService):
+    """Our side of an agent connection: exposes nothing (VoidService)."""
+    _protocol = AgentConnection
+
+
 def connect(host, port, token=None, timeout=5.0, tls=False, ssl_context=None, user=None,
             sync_request_timeout=30, fingerprint=None):
     """BLOCKING: a new authenticated, tuned rpyc connection to the agent at host:port.
@@ -250,19 +311,30 @@ def connect(host, port, token=None, timeout=5.0, tls=False, ssl_context=None, us
     ``conn._jrd_hello`` is the agent's greeting (with ``fingerprint`` under TLS)."""
     deadline = time.monotonic() + float(timeout)
     sock = tcp(host, int(port), deadline)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock, hello = handshake(sock, host, port, token, deadline, tls=tls, ssl_context=ssl_context, user=user,
-                                fingerprint=fingerprint)
+    made = []
+
+    def start_rpyc(tls_sock, hello):
+        """Behind the handshake's reply: the rpyc connection and its GETROOT, in the same round trip."""
         from .rpyc_family import agent_rpyc_problem
         problem = agent_rpyc_problem(hello, "%s:%s" % (host, port))
         if problem:
             raise LinkError("too-old", problem)
+        conn = rpyc_over(tls_sock, service=AgentClient, sync_request_timeout=sync_request_timeout)
+        made.append(conn)
+        tls_sock.settimeout(remaining(deadline))
+        conn.request_root(timeout=sync_request_timeout)
+
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock, hello = handshake(sock, host, port, token, deadline, tls=tls, ssl_context=ssl_context, user=user,
+                                fingerprint=fingerprint, before_answer=start_rpyc)
         sock.settimeout(None)
-        conn = rpyc_over(sock, sync_request_timeout=sync_request_timeout)
     except BaseException:
+        for conn in made:
+            close_quietly(conn)
         close_quietly(sock)
         raise
+    conn = made[0]
     conn._jrd_hello = hello
     return conn
 

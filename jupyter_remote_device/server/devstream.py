@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 
+from ..link import calls
 from ..link.checks import data as board_data
 from ..link.dial import close_quietly
 from ..link.errors import LinkError, is_connection_error, is_remote, message_of
@@ -183,7 +184,8 @@ class DeviceStream(object):
         conn = self.owner.connect()
         try:
             s = self.settings
-            sid = conn.root.camera_open(self.camera_id, s["width"], s["height"], s["quality"], s["fps"])
+            sid = calls.call(conn.root, "camera_open", self.camera_id, s["width"], s["height"], s["quality"],
+                             s["fps"])
         except BaseException:
             close_quietly(conn)
             raise
@@ -191,7 +193,6 @@ class DeviceStream(object):
 
     def run_blocking(self):
         """The pump: pipelined camera_next until stopped; re-dials when the link breaks."""
-        import rpyc
         delay = 0.25
         name = self.owner.device_name
         try:
@@ -211,7 +212,7 @@ class DeviceStream(object):
                         delay = min(delay * 2, 5.0)
                         continue
                 try:
-                    self._pump(rpyc)
+                    self._pump()
                 except Exception as e:
                     if self._stop.is_set():
                         break
@@ -227,9 +228,13 @@ class DeviceStream(object):
         finally:
             self.release()
 
-    def _pump(self, rpyc):
+    def _pump(self):
         conn, sid = self.conn, self.sid
-        anext = rpyc.async_(conn.root.camera_next)
+        root = conn.root
+
+        def anext(*args):
+            return calls.start(root, "camera_next", args)
+
         pending = collections.deque()
         for _ in range(PIPELINE):
             r = anext(sid, -1, NEXT_TIMEOUT)
@@ -239,7 +244,7 @@ class DeviceStream(object):
             with self._config_lock:
                 cfg, self._config = self._config, None
             if cfg is not None:
-                conn.root.camera_configure(sid, cfg["width"], cfg["height"], cfg["quality"], cfg["fps"])
+                calls.call(root, "camera_configure", sid, cfg["width"], cfg["height"], cfg["quality"], cfg["fps"])
             res = pending.popleft()
             data = res.value  # waits (serving this connection); raises what the agent raised
             if self._stop.is_set():
@@ -267,9 +272,8 @@ class DeviceStream(object):
         if conn is None:
             return
         try:
-            import rpyc
             if sid is not None:
-                r = rpyc.async_(conn.root.camera_close)(sid)
+                r = calls.start(conn.root, "camera_close", (sid,))
                 r.set_expiry(3.0)
                 r.wait()
         except Exception:

@@ -130,8 +130,8 @@ class PipRunner(object):
         try:
             board = job.board = _Board(session.connect_new())
             try:
-                import rpyc  # `python -m pip --version` takes a while on a slow board: longer than a call
-                res = rpyc.async_(board._root.pip_check)(job.target, job.bytes_total)
+                # `python -m pip --version` takes a while on a slow board: longer than a call
+                res = board.start("pip_check", job.target, job.bytes_total)
                 res.set_expiry(CHECK_TIMEOUT)
                 from .session import json_text
                 check = json_text(res.value, "its pip check")
@@ -209,8 +209,7 @@ class PipRunner(object):
             if board is not None:
                 if pushed_dir is not None:
                     try:
-                        import rpyc
-                        res = rpyc.async_(board._root.fs_delete)(pushed_dir, True)
+                        res = board.start("fs_delete", pushed_dir, True)
                         res.set_expiry(CHUNK_TIMEOUT)
                         res.wait()
                     except Exception:

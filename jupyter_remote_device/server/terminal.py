@@ -14,6 +14,7 @@ at most what was asked for, decoded as UTF-8 with replacement.
 """
 import asyncio
 import codecs
+import functools
 import json
 import queue
 import re
@@ -24,6 +25,7 @@ import uuid
 import tornado.web
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 
+from ..link import calls
 from .errors import ApiError, bad_request, not_found
 
 READ_MAX = 64 * 1024         # bytes per term_read
@@ -74,7 +76,7 @@ class BoardTerminal(object):
             self.reader = self.connect_new()
             self.writer = self.connect_new()
             try:
-                tid = plain(self.reader.root.term_open(self.rows, self.cols), "a terminal id")
+                tid = plain(calls.call(self.reader.root, "term_open", self.rows, self.cols), "a terminal id")
             except AttributeError:
                 raise ApiError(501, "not-available", "The agent on %s has no terminals (update it)"
                                % self.device_name)
@@ -82,9 +84,9 @@ class BoardTerminal(object):
                 raise ApiError(502, "protocol", "%s answered term_open with something that is not an id"
                                % self.device_name)
             self.term_id = tid
-            root = self.writer.root
-            self._write_fn = root.term_write
-            self._resize_fn = root.term_resize
+            root = self.writer.root  # each call one round trip, nothing looked up first (link/calls.py)
+            self._write_fn = functools.partial(calls.call, root, "term_write")
+            self._resize_fn = functools.partial(calls.call, root, "term_resize")
         except BaseException as e:
             self._close_conns()
             err = map_remote_error(e, self.device_name) if not isinstance(e, ApiError) else e

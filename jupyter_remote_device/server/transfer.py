@@ -365,15 +365,30 @@ class TransferManager(object):
         stop = self._stopper(job)
         on_bytes = self._on_bytes(job)
         pending = collections.deque()
+        chunked = collections.deque()  # big files, and what an agent without fs_put refused
 
         def settle():
-            ar, n, digest = pending.popleft()
-            confirmed(_wait(ar), digest, n)
+            ar, n, digest, item, wire_len = pending.popleft()
+            try:
+                confirmed(_wait(ar), digest, n)
+            except AttributeError:  # "no such call": an agent older than fs_put: in chunks instead
+                board.put_async = None
+                job.wire_bytes -= wire_len
+                chunked.append(item)
+                return
             job.bytes_done += n
             job.files_done += 1
             self._emit(job)
 
-        for local, remote, size, mtime in items:
+        def drain():
+            while pending or chunked:
+                while pending:
+                    settle()
+                while chunked:
+                    self._send_chunked(job, board, chunked.popleft(), stop, on_bytes)
+
+        for item in items:
+            local, remote, size, mtime = item
             stop()
             if size <= CHUNK and board.put_async is not None:
                 with open(local, "rb") as f:
@@ -382,20 +397,22 @@ class TransferManager(object):
                     raise ValueError("%s changed while it was being pushed" % os.path.basename(local))
                 digest = hashlib.sha256(data).hexdigest()
                 wire, encoding = maybe_compress(local, data)
-                pending.append((board.put_async(remote, wire, mtime, digest, encoding), size, digest))
+                pending.append((board.put_async(remote, wire, mtime, digest, encoding), size, digest, item,
+                                len(wire)))
                 job.wire_bytes += len(wire)
                 while len(pending) >= IN_FLIGHT * 2:
                     settle()
                 continue
-            while pending:
-                settle()
-            send_file(board, local, remote, size, mtime, on_bytes=on_bytes, should_stop=stop,
-                      handles=job.handles)
-            job.wire_bytes += size
-            job.files_done += 1
-            self._emit(job)
-        while pending:
-            settle()
+            chunked.append(item)
+            drain()
+        drain()
+
+    def _send_chunked(self, job, board, item, stop, on_bytes):
+        local, remote, size, mtime = item
+        send_file(board, local, remote, size, mtime, on_bytes=on_bytes, should_stop=stop, handles=job.handles)
+        job.wire_bytes += size
+        job.files_done += 1
+        self._emit(job)
 
     def _start_sending(self, job, items):
         job.files_total = len(items)

@@ -5,6 +5,7 @@ import hashlib
 import os
 import socket
 
+from ..link import calls
 from ..link.checks import json_text
 from ..link.errors import LinkError
 from .errors import api_error
@@ -20,28 +21,37 @@ def board_error(e, what="the board"):
 
 
 class _Board(object):
-    """The rpyc methods of one transfer connection, looked up once (each lookup is a call)."""
+    """The wire methods of one transfer connection, each one round trip (``link.calls``: a call by
+    name, HANDLE_CALLATTR; looking a method up first would cost a round trip of its own)."""
 
     def __init__(self, conn):
-        import rpyc
         self.conn = conn
-        root = conn.root
-        self._root = root
-        self.async_ = rpyc.async_
-        self.write_chunk = rpyc.async_(root.fs_write_chunk)
-        self.read_async = rpyc.async_(root.fs_read)
-        self.close_async = rpyc.async_(root.fs_write_close)
-        self.hash_async = rpyc.async_(root.fs_hash)
-        try:
-            self.put_async = rpyc.async_(root.fs_put)
-        except AttributeError:  # an older agent: small files take the chunked path
-            self.put_async = None
+        self._root = conn.root
+        self.put_async = self.put  # None once an agent without fs_put said so (transfer.py)
+
+    def put(self, *args):
+        return calls.start(self._root, "fs_put", args)
+
+    def write_chunk(self, *args):
+        return calls.start(self._root, "fs_write_chunk", args)
+
+    def read_async(self, *args):
+        return calls.start(self._root, "fs_read", args)
+
+    def close_async(self, *args):
+        return calls.start(self._root, "fs_write_close", args)
+
+    def hash_async(self, *args):
+        return calls.start(self._root, "fs_hash", args)
+
+    def start(self, name, *args):
+        return calls.start(self._root, name, args)
 
     def call(self, name, *args):
-        return getattr(self._root, name)(*args)
+        return calls.call(self._root, name, *args)
 
     def json(self, name, *args):
-        return json_text(getattr(self._root, name)(*args), "an answer to %s" % name)
+        return json_text(self.call(name, *args), "an answer to %s" % name)
 
     def finish_write(self, handle, sha256, size=None):
         """fs_write_close: the board puts the file in place when its sha256 matches ours; we check
