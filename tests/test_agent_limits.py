@@ -224,3 +224,25 @@ def _swallow(authenticator, sock, deadline):
         authenticator(sock, deadline=deadline)
     except Exception:
         pass  # the client hangs up after the greeting
+
+
+def test_the_agent_reads_its_options_without_argparse_and_argparse_agrees():
+    """The exact forms are read without argparse (its memory would stay in the idle agent); they
+    give what argparse gives, and everything else is left to argparse (help, abbreviations, errors)."""
+    from jupyter_remote_device.agent.__main__ import parse_args, quick_args
+    for argv in ([], ["--port", "0", "--host", "127.0.0.1"], ["--port=5", "--camera=none", "--no-tls"],
+                 ["--camera", "file:/tmp/x.mp4", "--handshake-timeout", "2.5", "--no-mdns", "--mdns"],
+                 ["--token-file", "/tmp/t", "--root", "/tmp/r", "--insecure-no-auth", "--max-pending", "3",
+                  "--max-pending-per-address", "2", "--log-level", "DEBUG", "--certfile", "c", "--keyfile", "k"]):
+        quick = quick_args(argv)
+        assert quick is not None, argv
+        assert vars(quick) == vars(parse_args(argv)), argv
+    for argv in (["--help"], ["-h"], ["--por", "1"], ["--port", "x"], ["--port"], ["--camera", "nope"],
+                 ["--host", "--port", "1"], ["--no-tls=1"], ["extra"]):
+        assert quick_args(argv) is None, argv
+    # reading them loads no argparse
+    out = subprocess.run([sys.executable, "-c", "import sys\nfrom jupyter_remote_device.agent.__main__ import "
+                          "quick_args\nassert quick_args(['--port', '0', '--no-tls'])\n"
+                          "print(sorted(m for m in ('argparse', 'gettext', 'getopt') if m in sys.modules))"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)

@@ -33,6 +33,14 @@ def forget_cli(loaded_before):
             sys.modules.pop(name, None)
 
 
+def forget_module(name):
+    """Let one of our modules that is needed only at start go (its code is memory the idle agent keeps)."""
+    sys.modules.pop(__package__ + "." + name, None)
+    package = sys.modules.get(__package__)
+    if package is not None and hasattr(package, name):
+        delattr(package, name)
+
+
 def trim_memory():
     """Give the memory that compiling our modules used back to the system (glibc keeps freed
     heap otherwise: a board without .pyc files would idle a few MB heavier). Best effort."""
@@ -77,40 +85,82 @@ def _camera_arg(value):
                                      % (value, ", ".join(CAMERA_CHOICES)))
 
 
+# The agent's options, written once: (flag, dest, type, default, help). A flag whose type is a
+# bool takes no value and stores that bool.
+OPTIONS = (
+    ("--host", "host", str, "0.0.0.0", "address to listen on (default 0.0.0.0)"),
+    ("--port", "port", int, 18861, "TCP port (default 18861; 0 picks a free one)"),
+    ("--token", "token", str, None,
+     "shared secret (visible in ps: prefer --token-file or the JRD_AGENT_TOKEN environment "
+     "variable); default: reuse or create ~/.config/jupyter-remote-device/token"),
+    ("--token-file", "token_file", str, None, "read the token from this file (created if missing)"),
+    ("--root", "root", str, None, "folder that file operations are confined to (default ~/jrd-root)"),
+    ("--camera", "camera", _camera_arg, "auto",
+     "camera backend (default auto); file:PATH plays a recording (mp4/webm/mjpeg file or "
+     "frames folder) as the camera, looping"),
+    ("--certfile", "certfile", str, None, "TLS certificate (PEM) to use instead of the agent's own self-signed one"),
+    ("--keyfile", "keyfile", str, None, "TLS private key (PEM)"),
+    ("--no-tls", "no_tls", True, False,
+     "serve the board link unencrypted (default: TLS with a certificate made on first start, kept beside the token)"),
+    ("--insecure-no-auth", "insecure_no_auth", True, False,
+     "accept connections without a token (anyone who can reach the port can run code)"),
+    ("--log-level", "log_level", str, "WARNING", None),
+    ("--handshake-timeout", "handshake_timeout", float, 10.0,
+     "seconds a client has for the whole handshake (default 10)"),
+    ("--max-pending", "max_pending", int, 64, "handshakes in progress at once, in total (default 64)"),
+    ("--max-pending-per-address", "max_pending_per_address", int, 16,
+     "handshakes in progress at once from one address (default 16)"),
+    ("--mdns", "mdns", True, None,
+     "advertise on mDNS/DNS-SD (default: on when zeroconf is installed and --host is not loopback)"),
+    ("--no-mdns", "mdns", False, None, "do not advertise on mDNS"),
+)
+
+
+def quick_args(argv):
+    """The options read without argparse, whose memory an idle agent would keep (~0.35 MB, even
+    once forgotten): only the exact ``--flag value`` / ``--flag=value`` forms of OPTIONS. None for
+    anything else (help, an abbreviation, a bad value), which ``parse_args`` then handles and explains."""
+    table = {o[0]: o for o in OPTIONS}
+    values = {o[1]: o[3] for o in OPTIONS}
+    i = 0
+    while i < len(argv):
+        flag, eq, text = argv[i].partition("=")
+        opt = table.get(flag)
+        if opt is None:
+            return None
+        kind = opt[2]
+        i += 1
+        if isinstance(kind, bool):
+            if eq:
+                return None
+            values[opt[1]] = kind
+            continue
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                return None
+            text = argv[i]
+            i += 1
+        try:
+            values[opt[1]] = kind(text)
+        except Exception:
+            return None
+    return types.SimpleNamespace(**values)
+
+
 def parse_args(argv=None):
     import argparse  # dropped again once parsed (see forget_cli)
     p = argparse.ArgumentParser(prog="jupyter-remote-device-agent",
                                 description="Serve this board to JupyterLab (jupyter-remote-device agent).",
                                 epilog="As a service: %(prog)s install-service [--user|--system] [--dry-run] "
                                        "[agent options], uninstall-service, status (--help on each).")
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    p.add_argument("--port", type=int, default=18861, help="TCP port (default 18861; 0 picks a free one)")
-    p.add_argument("--token", default=None,
-                   help="shared secret (visible in ps: prefer --token-file or the JRD_AGENT_TOKEN environment "
-                        "variable); default: reuse or create ~/.config/jupyter-remote-device/token")
-    p.add_argument("--token-file", default=None, help="read the token from this file (created if missing)")
-    p.add_argument("--root", default=None, help="folder that file operations are confined to (default ~/jrd-root)")
-    p.add_argument("--camera", default="auto", type=_camera_arg, metavar="|".join(CAMERA_CHOICES) + "|file:PATH",
-                   help="camera backend (default auto); file:PATH plays a recording (mp4/webm/mjpeg file or "
-                        "frames folder) as the camera, looping")
-    p.add_argument("--certfile", default=None,
-                   help="TLS certificate (PEM) to use instead of the agent's own self-signed one")
-    p.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
-    p.add_argument("--no-tls", action="store_true",
-                   help="serve the board link unencrypted (default: TLS with a certificate made on first start, "
-                        "kept beside the token)")
-    p.add_argument("--insecure-no-auth", action="store_true",
-                   help="accept connections without a token (anyone who can reach the port can run code)")
-    p.add_argument("--log-level", default="WARNING")
-    p.add_argument("--handshake-timeout", type=float, default=10.0,
-                   help="seconds a client has for the whole handshake (default 10)")
-    p.add_argument("--max-pending", type=int, default=64,
-                   help="handshakes in progress at once, in total (default 64)")
-    p.add_argument("--max-pending-per-address", type=int, default=16,
-                   help="handshakes in progress at once from one address (default 16)")
-    p.add_argument("--mdns", dest="mdns", action="store_true", default=None,
-                   help="advertise on mDNS/DNS-SD (default: on when zeroconf is installed and --host is not loopback)")
-    p.add_argument("--no-mdns", dest="mdns", action="store_false", help="do not advertise on mDNS")
+    for flag, dest, kind, default, help_text in OPTIONS:
+        if isinstance(kind, bool):
+            p.add_argument(flag, dest=dest, action="store_const", const=kind, default=default, help=help_text)
+        elif kind is _camera_arg:
+            p.add_argument(flag, dest=dest, type=kind, default=default, help=help_text,
+                           metavar="|".join(CAMERA_CHOICES) + "|file:PATH")
+        else:
+            p.add_argument(flag, dest=dest, type=kind, default=default, help=help_text)
     return p.parse_args(argv)
 
 
@@ -202,7 +252,7 @@ def main(argv=None):
         return service_install.main(argv)
     hide_token(argv)
     loaded_before = set(sys.modules)
-    args = types.SimpleNamespace(**vars(parse_args(argv)))
+    args = quick_args(argv) or types.SimpleNamespace(**vars(parse_args(argv)))
     forget_cli(loaded_before)
     env_token = os.environ.pop(auth.TOKEN_ENV, None)  # not handed on to what the board's code starts
     os.environ.pop(REEXEC_MARK, None)
@@ -248,10 +298,10 @@ def main(argv=None):
         ssl_context, fingerprint, tls_note = tlscert.load_or_create(
             config_dir, warn=lambda text: sys.stderr.write("\n*** %s ***\n\n" % text))
 
+    forget_module("tlscert")  # needed once, at start
     root = os.path.abspath(os.path.expanduser(args.root or os.path.join("~", "jrd-root")))
-    from .files import FileStore
-    from .lazy import LazyExecutor
-    files = FileStore(root, log=log)
+    from .lazy import LazyExecutor, LazyFiles
+    files = LazyFiles(root, log=log)
     cameras = make_cameras(args.camera, log)
 
     def setup(executor):  # when the exec engine is first needed (lazy.py)
@@ -291,9 +341,11 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_term)
     if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_term)  # the terminal went away (under nohup it stays ignored)
-    from . import mdns  # optional zeroconf advertisement (agent/mdns.py)
-    adv = mdns.start(args.host, port, __version__, auth=token is not None, log=log) if (
-        args.mdns if args.mdns is not None else (not is_loopback(args.host) and mdns.available())) else None
+    adv = None
+    if args.mdns or (args.mdns is None and not is_loopback(args.host)):
+        from . import mdns  # optional zeroconf advertisement (agent/mdns.py)
+        if args.mdns or mdns.available():
+            adv = mdns.start(args.host, port, __version__, auth=token is not None, log=log)
     print("JRD-AGENT LISTENING %s:%d" % (args.host, port))
     print("JRD-AGENT ROOT %s" % root)
     print("JRD-AGENT TLS %s" % ("sha256 " + fingerprint if ssl_context is not None else "off (%s)" % tls_note))

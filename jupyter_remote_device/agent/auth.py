@@ -164,6 +164,7 @@ class AgentAuthenticator(object):
 
 def make_server_ssl_context(certfile, keyfile=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.options |= ssl.OP_NO_TICKET  # no client resumes a session: the tickets would be made and sent for nothing
     ctx.load_cert_chain(certfile, keyfile)
     return ctx
 

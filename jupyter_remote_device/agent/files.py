@@ -33,14 +33,15 @@ import threading
 import time
 import zlib
 
+from . import lazy as _lazy
 from .digest import bulk_sha256
+from .lazy import JOURNAL_NAME
 
 MAX_PATH = 4096
 MAX_READ = 16 * 1024 * 1024
 MAX_PUT = 64 * 1024 * 1024
 TEMP_MARK = ".jrd-tmp-"
 TEMP_RE = re.compile(r"^\..*\.jrd-tmp-[0-9a-f]{16}$")
-JOURNAL_NAME = ".jrd-temps"
 HASH_BLOCK = 1024 * 1024
 WALK_DIR_LIMIT = 20000
 WALK_TIME_LIMIT = 30.0
@@ -85,7 +86,9 @@ class _Write(object):
         self.closed = False
 
 
-ROOT = None  # the agent's --root once its FileStore exists (code run on the board reads it: "Run file on device")
+# the agent's root folder (code run on the board reads it: "Run file on device"); known before
+# this module is loaded (lazy.LazyFiles), and set again by each FileStore
+ROOT = _lazy.FILES_ROOT
 
 
 class FileStore(object):

@@ -1,4 +1,5 @@
-"""The exec engine, loaded on first use (the agent's idle footprint, DESIGN.md "boards we meet").
+"""The exec engine and the file store, loaded on first use (the agent's idle footprint,
+DESIGN.md "boards we meet").
 
 ``executor.py`` is the largest part of the agent, and compiling it (boards often have no
 ``.pyc`` for code that was pushed to them) costs a few MB of memory that Python keeps.  An
@@ -8,9 +9,18 @@ builds it (from whichever thread asks), and ``run_forever`` on the main thread w
 until then and hands over to the real one.  Calls that only ask about running code get
 the answer "nothing runs" without loading anything.
 
+``files.py`` is the next largest: ``LazyFiles`` stands in for ``files.FileStore`` the same way.
+It makes the root folder at once; the store itself (and its clean-up of temp files that a
+killed agent left) comes with the first file call, or at once when the journal of unfinished
+writes says the last run was cut off mid-write.
+
 Python 3.8 syntax; standard library only.
 """
+import os
 import threading
+
+JOURNAL_NAME = ".jrd-temps"  # files.py: the temps of writes in progress, one path a line
+FILES_ROOT = None  # the agent's root folder once known (files.ROOT: code run on the board reads it)
 
 
 class LazyExecutor(object):
@@ -67,6 +77,56 @@ class LazyExecutor(object):
         while not stop_event.is_set():
             if self._loaded.wait(0.2):
                 return self._real.run_forever(stop_event)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
+class LazyFiles(object):
+    """Stands in for files.FileStore until a file call needs it; see the module docstring."""
+
+    def __init__(self, root, log=None):
+        global FILES_ROOT
+        if not isinstance(root, str) or not root:
+            raise ValueError("the device root must be a non-empty path")
+        root = os.path.abspath(os.path.expanduser(root))
+        if not os.path.isdir(root):
+            os.makedirs(root)
+        self.root = os.path.realpath(root)
+        FILES_ROOT = self.root
+        self._log = log
+        self._real = None
+        self._lock = threading.Lock()
+        if os.path.exists(os.path.join(self.root, JOURNAL_NAME)):
+            self.get()  # cut off mid-write last time: clean up now, not at the first call
+
+    @property
+    def loaded(self):
+        return self._real is not None
+
+    def get(self):
+        """The real FileStore (imported and built on first call)."""
+        real = self._real
+        if real is not None:
+            return real
+        with self._lock:
+            if self._real is None:
+                from .files import FileStore
+                self._real = FileStore(self.root, log=self._log)
+            return self._real
+
+    # what may be asked without loading the store: nothing is open before it exists
+    def write_abort(self, handle):
+        if self._real is not None:
+            return self._real.write_abort(handle)
+        return None
+
+    def abort_all(self):
+        if self._real is not None:
+            return self._real.abort_all()
+        return None
 
     def __getattr__(self, name):
         if name.startswith("__"):

@@ -17,6 +17,7 @@ import collections
 import fcntl
 import logging
 import os
+import select
 import struct
 import termios
 import threading
@@ -169,28 +170,38 @@ class Output(object):
             self._echo[stream] = saved
             self._pipes[stream] = r
             self._busy[stream] = False
-            t = threading.Thread(target=self._pump, args=(stream, r), name="jrd-fd-%s" % stream)
+        if self._pipes:  # one reader for both pipes
+            t = threading.Thread(target=self._pump, name="jrd-fd-capture")
             t.daemon = True
             t.start()
             self._threads.append(t)
 
-    def _pump(self, stream, r):
+    def _pump(self):
         import codecs
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        while True:
+        readers = {r: (stream, codecs.getincrementaldecoder("utf-8")("replace")) for stream, r in self._pipes.items()}
+        while readers:
             try:
-                data = os.read(r, 65536)
+                ready = select.select(list(readers), [], [])[0]  # idle without a 64 KB read buffer held
             except InterruptedError:
                 continue
-            except OSError:
+            except (OSError, ValueError):
                 return
-            if not data:
-                return
-            self._busy[stream] = True
-            try:
-                self.route(stream, decoder.decode(data))
-            finally:
-                self._busy[stream] = False
+            for r in ready:
+                stream, decoder = readers[r]
+                try:
+                    data = os.read(r, 65536)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    del readers[r]
+                    continue
+                self._busy[stream] = True
+                try:
+                    self.route(stream, decoder.decode(data))
+                finally:
+                    self._busy[stream] = False
 
     def route(self, stream, text):
         if not text:

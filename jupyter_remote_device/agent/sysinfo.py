@@ -1,5 +1,4 @@
 """What the board can tell about itself (Linux /proc and /sys; None where unknown)."""
-import glob
 import os
 import socket
 import sys
@@ -46,8 +45,12 @@ def memory():
 
 def temperature():
     best = None
-    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp")):
-        text = _read(zone)
+    try:
+        zones = [n for n in os.listdir("/sys/class/thermal") if n.startswith("thermal_zone")]
+    except OSError:
+        zones = []
+    for zone in zones:
+        text = _read("/sys/class/thermal/%s/temp" % zone)
         try:
             value = int(text.strip()) / 1000.0
         except (AttributeError, ValueError):
