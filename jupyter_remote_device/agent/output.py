@@ -188,17 +188,17 @@ class Output(object):
                 return
             for r in ready:
                 stream, decoder = readers[r]
+                self._busy[stream] = True  # before the read: flush() relies on it
                 try:
-                    data = os.read(r, 65536)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    del readers[r]
-                    continue
-                self._busy[stream] = True
-                try:
+                    try:
+                        data = os.read(r, 65536)
+                    except InterruptedError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        del readers[r]
+                        continue
                     self.route(stream, decoder.decode(data))
                 finally:
                     self._busy[stream] = False
@@ -214,15 +214,17 @@ class Output(object):
             self.orphan(stream, text)
 
     def flush(self, timeout=0.5):
-        """Wait (briefly) until what was written to fds 1 and 2 so far has been routed."""
+        """Wait (briefly) until what was written to fds 1 and 2 so far has been routed.
+
+        The reader marks a stream busy before it reads and until it has routed what it read, so
+        "the pipe is empty, and then the stream is not busy" means all of it was routed: no wait
+        at all when nothing was written."""
         if not self._pipes:
             return
         deadline = time.time() + timeout
         for stream, r in self._pipes.items():
-            idle = 0
-            while idle < 2 and time.time() < deadline:  # idle twice in a row: nothing between read and route
-                idle = idle + 1 if not self._busy.get(stream) and _pending(r) == 0 else 0
-                time.sleep(0.005)
+            while not (_pending(r) == 0 and not self._busy.get(stream)) and time.time() < deadline:
+                time.sleep(0.002)
 
 
 def _pending(fd):
