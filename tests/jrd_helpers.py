@@ -25,6 +25,17 @@ def tls_if_offered(sock, greeting):
     return sock
 
 
+def patched_agent_env(folder, code):
+    """The environment for a real agent process that runs ``code`` first (a ``sitecustomize`` in
+    ``folder``): an older agent, or one that breaks the protocol on purpose."""
+    import jupyter_remote_device
+    os.makedirs(str(folder), exist_ok=True)
+    with open(os.path.join(str(folder), "sitecustomize.py"), "w") as f:
+        f.write(code)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(jupyter_remote_device.__file__)))
+    return {"PYTHONPATH": os.pathsep.join([str(folder), parent])}
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

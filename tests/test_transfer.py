@@ -481,13 +481,9 @@ async def test_push_and_sync_to_a_classic_board(api, jp_root_dir):
 async def test_an_agent_without_fs_put_gets_small_files_in_chunks(api, make_agent, connected, jp_root_dir, tmp_path):
     """An agent older than ``fs_put`` (its method taken out at start, in a real agent process): a
     folder push still delivers every file, verified, through the chunked path."""
-    import jupyter_remote_device
-    boot = tmp_path / "boot"
-    boot.mkdir()
-    (boot / "sitecustomize.py").write_text(
-        "from jupyter_remote_device.agent import service\ndel service.AgentService.exposed_fs_put\n")
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(jupyter_remote_device.__file__)))
-    old = make_agent(camera="none", env={"PYTHONPATH": os.pathsep.join([str(boot), pkg_parent])})
+    from jrd_helpers import patched_agent_env
+    old = make_agent(camera="none", env=patched_agent_env(tmp_path / "boot", "from jupyter_remote_device.agent "
+                                                         "import service\ndel service.AgentService.exposed_fs_put\n"))
     did = await connected(old)
     ws = str(jp_root_dir)
     files = {"old/a.py": b"print('a')\n", "old/b.txt": ("b" * 5000).encode(), "old/sub/c.bin": os.urandom(2000),

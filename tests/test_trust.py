@@ -13,6 +13,7 @@ import pytest
 from jupyter_remote_device import link
 from jupyter_remote_device.kernel.inert import make_inert
 from jupyter_remote_device.kernel.settings import kernel_policy
+from jupyter_remote_device.link import calls
 
 
 def _cert(tmp_path, name):
@@ -79,6 +80,42 @@ async def test_certificate_pinned_then_change_refused_until_accepted(api, make_a
     assert dev["fingerprint"] and dev["fingerprint"] != pinned
     code, err = await api("POST", "devices/%s/session" % did, {"accept_certificate": "yes"})
     assert code == 400
+
+
+# -- the token's challenge, told in the greeting ------------------------------------------------------
+def test_an_agent_that_does_not_tell_its_challenge_early_is_still_reached(make_agent, tmp_path):
+    """An older agent sends the challenge only once TLS is up: we wait for it, as before."""
+    from jrd_helpers import patched_agent_env
+    old = make_agent(camera="none", env=patched_agent_env(tmp_path / "boot", (
+        "from jupyter_remote_device.agent import auth, wire\n"
+        "plain = wire.greeting\n"
+        "auth.greeting = lambda version, tls, rpyc=None, challenge=None: plain(version, tls, rpyc=rpyc)\n")))
+    conn = link.connect("127.0.0.1", old.port, token=old.token, timeout=10)
+    try:
+        assert "challenge" not in conn._jrd_hello and conn._jrd_hello["tls"]
+        assert json.loads(calls.call(conn.root, "hello"))["agent_version"]
+    finally:
+        conn.close()
+    with pytest.raises(link.LinkError) as e:
+        link.connect("127.0.0.1", old.port, token="wrong" * 8, timeout=10)
+    assert e.value.reason == "auth-failed"
+
+
+def test_a_board_that_changes_its_challenge_is_refused(make_agent, tmp_path):
+    """The challenge inside TLS must be the one the greeting told: a board (or something in
+    between) that says another one is refused."""
+    from jrd_helpers import patched_agent_env
+    liar = make_agent(camera="none", env=patched_agent_env(tmp_path / "boot", (
+        "from jupyter_remote_device.agent import auth\n"
+        "send = auth.send_json_line\n"
+        "def lying(sock, obj):\n"
+        "    if 'nonce' in obj:\n"
+        "        obj = dict(obj, nonce='0' * 32)\n"
+        "    send(sock, obj)\n"
+        "auth.send_json_line = lying\n")))
+    with pytest.raises(link.LinkError) as e:
+        link.connect("127.0.0.1", liar.port, token=liar.token, timeout=10)
+    assert e.value.reason == "protocol" and "changed its challenge" in e.value.message, e.value.message
 
 
 # -- write results are checked ----------------------------------------------------------------------

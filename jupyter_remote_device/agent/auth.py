@@ -130,12 +130,14 @@ class AgentAuthenticator(object):
         except (OSError, AttributeError):  # not TCP (a test's socketpair, a Unix socket)
             pass
         try:
-            sock.sendall(greeting(self.version, self.ssl_context is not None, rpyc=rpyc_version()))
+            challenge = {"nonce": os.urandom(16).hex(), "auth": "hmac-sha256" if self.token else "none"}
+            nonce = challenge["nonce"]
+            sock.sendall(greeting(self.version, self.ssl_context is not None, rpyc=rpyc_version(),
+                                  challenge=challenge))
             if self.ssl_context is not None:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
                 sock = self.ssl_context.wrap_socket(sock, server_side=True)
-            nonce = os.urandom(16).hex()
-            send_json_line(sock, {"nonce": nonce, "auth": "hmac-sha256" if self.token else "none"})
+            send_json_line(sock, challenge)  # again, inside TLS (clients that did not read it above wait for it)
             reply = read_json_line(sock, deadline)
             if self.token:
                 cnonce = reply.get("cnonce")

@@ -26,9 +26,16 @@ MAGIC = b"JRD-AGENT/"
 PROTOCOL = 1
 
 
-def greeting(version, tls, rpyc=None):
-    """The line an agent sends first: ``JRD-AGENT/1 {"version", "protocol", "tls", "rpyc"}`` and a newline."""
+def greeting(version, tls, rpyc=None, challenge=None):
+    """The line an agent sends first: ``JRD-AGENT/1 {"version", "protocol", "tls", "rpyc"}`` and a newline.
+
+    ``challenge`` (``{"nonce", "auth"}``) is the token challenge the agent sends again once TLS is
+    up: told now, a client answers it in the same flight as its TLS Finished instead of waiting a
+    round trip for it (the nonce is no secret: the answer travels inside TLS, and it is fresh per
+    connection, so a recorded answer is worth nothing)."""
     hello = {"version": version, "protocol": PROTOCOL, "tls": bool(tls), "rpyc": rpyc}
+    if challenge is not None:
+        hello["challenge"] = challenge
     return MAGIC + str(PROTOCOL).encode() + b" " + json.dumps(hello).encode() + b"\n"
 
 

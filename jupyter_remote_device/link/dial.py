@@ -175,6 +175,22 @@ def same_fingerprint(a, b):
     return norm(a) == norm(b)
 
 
+def _reply(challenge, token, user, cnonce, host, port):
+    """Our answer to a board's challenge; LinkError ``auth-failed`` where the token and the board's
+    way of authenticating do not go together (no downgrade)."""
+    reply = {"cnonce": cnonce, "user": user}
+    if token and challenge.get("auth") != "hmac-sha256":
+        raise LinkError("auth-failed", "%s:%s offers no authentication, but this board has a token: "
+                        "refused (a board with a token must prove it knows it)" % (host, port))
+    if challenge.get("auth") == "hmac-sha256":
+        if not token:
+            raise LinkError("auth-failed", "%s:%s requires a token and none was given. The agent "
+                            "prints its token when it starts (and keeps it in "
+                            "~/.config/jupyter-remote-device/token on the board)." % (host, port))
+        reply["mac"] = auth.client_mac(token, challenge["nonce"], cnonce)
+    return reply
+
+
 def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, user=None, fingerprint=None,
               before_answer=None):
     """Run the client side of auth.py's handshake. Returns (the possibly TLS socket, greeting).
@@ -203,25 +219,26 @@ def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, us
         elif tls or fingerprint:
             raise LinkError("protocol", "%s:%s does not offer TLS, but this board is configured for TLS%s"
                             % (host, port, " (its certificate was pinned)" if fingerprint else ""))
-        sock.settimeout(remaining(deadline))
-        challenge = auth.read_json_line(sock)
+        early = hello.get("challenge")  # told in the greeting: answered without waiting for it again
+        if not (isinstance(early, dict) and isinstance(early.get("nonce"), str) and 0 < len(early["nonce"]) <= 128):
+            early = None
+        if early is None:
+            sock.settimeout(remaining(deadline))
+            challenge = auth.read_json_line(sock)
+        else:
+            challenge = early
         nonce = challenge.get("nonce")
         if not isinstance(nonce, str):
             raise ValueError("no nonce")
         cnonce = os.urandom(16).hex()
-        reply = {"cnonce": cnonce, "user": user}
-        if token and challenge.get("auth") != "hmac-sha256":
-            raise LinkError("auth-failed", "%s:%s offers no authentication, but this board has a token: "
-                            "refused (a board with a token must prove it knows it)" % (host, port))
-        if challenge.get("auth") == "hmac-sha256":
-            if not token:
-                raise LinkError("auth-failed", "%s:%s requires a token and none was given. The agent "
-                                "prints its token when it starts (and keeps it in "
-                                "~/.config/jupyter-remote-device/token on the board)." % (host, port))
-            reply["mac"] = auth.client_mac(token, nonce, cnonce)
-        auth.send_json_line(sock, reply)
+        auth.send_json_line(sock, _reply(challenge, token, user, cnonce, host, port))
         if before_answer is not None:
             before_answer(sock, hello)
+        if early is not None:  # the same challenge comes again inside TLS
+            sock.settimeout(remaining(deadline))
+            again = auth.read_json_line(sock)
+            if again.get("nonce") != nonce or again.get("auth") != challenge.get("auth"):
+                raise LinkError("protocol", "%s:%s changed its challenge during the handshake" % (host, port))
         sock.settimeout(remaining(deadline))
         answer = auth.read_json_line(sock)
         if not answer.get("ok"):
