@@ -94,13 +94,7 @@ ROOT = _lazy.FILES_ROOT
 class FileStore(object):
     def __init__(self, root, log=None):
         global ROOT
-        if not isinstance(root, str) or not root:
-            raise ValueError("the device root must be a non-empty path")
-        root = os.path.abspath(os.path.expanduser(root))
-        if not os.path.isdir(root):
-            os.makedirs(root)
-        self.root = os.path.realpath(root)
-        ROOT = self.root
+        self.root = ROOT = _lazy.prepare_root(root)
         self.log = log
         self._lock = threading.Lock()
         self._writes = {}

@@ -23,34 +23,66 @@ JOURNAL_NAME = ".jrd-temps"  # files.py: the temps of writes in progress, one pa
 FILES_ROOT = None  # the agent's root folder once known (files.ROOT: code run on the board reads it)
 
 
-class LazyExecutor(object):
-    """Stands in for executor.Executor until something needs it; see the module docstring."""
+def prepare_root(root):
+    """The real path of the agent's root folder, made when missing (ValueError for a non-path)."""
+    if not isinstance(root, str) or not root:
+        raise ValueError("the device root must be a non-empty path")
+    root = os.path.abspath(os.path.expanduser(root))
+    if not os.path.isdir(root):
+        os.makedirs(root)
+    return os.path.realpath(root)
 
-    def __init__(self, log=None, setup=None):
-        self._log = log
-        self._setup = setup          # setup(executor): wire cameras, the board log
+
+class _OnFirstUse(object):
+    """Builds the real object (``_make``) the first time something needs it, from whichever thread
+    asks; any attribute it does not answer itself is the real object's."""
+
+    def __init__(self):
         self._real = None
         self._lock = threading.Lock()
-        self._loaded = threading.Event()
 
     @property
     def loaded(self):
         return self._real is not None
 
     def get(self):
-        """The real executor (imported and built on first call)."""
+        """The real object (imported and built on first call)."""
         real = self._real
         if real is not None:
             return real
         with self._lock:
             if self._real is None:
-                from .executor import Executor
-                real = Executor(log=self._log)
-                if self._setup is not None:
-                    self._setup(real)
-                self._real = real
-                self._loaded.set()
+                self._real = self._make()
+                self._made()
             return self._real
+
+    def _made(self):
+        pass
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
+class LazyExecutor(_OnFirstUse):
+    """Stands in for executor.Executor until something needs it; see the module docstring."""
+
+    def __init__(self, log=None, setup=None):
+        _OnFirstUse.__init__(self)
+        self._log = log
+        self._setup = setup          # setup(executor): wire cameras, the board log
+        self._loaded = threading.Event()
+
+    def _make(self):
+        from .executor import Executor
+        real = Executor(log=self._log)
+        if self._setup is not None:
+            self._setup(real)
+        return real
+
+    def _made(self):
+        self._loaded.set()
 
     # what may be asked without loading the engine ---------------------------------
     def busy(self):
@@ -78,44 +110,21 @@ class LazyExecutor(object):
             if self._loaded.wait(0.2):
                 return self._real.run_forever(stop_event)
 
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.get(), name)
 
-
-class LazyFiles(object):
+class LazyFiles(_OnFirstUse):
     """Stands in for files.FileStore until a file call needs it; see the module docstring."""
 
     def __init__(self, root, log=None):
         global FILES_ROOT
-        if not isinstance(root, str) or not root:
-            raise ValueError("the device root must be a non-empty path")
-        root = os.path.abspath(os.path.expanduser(root))
-        if not os.path.isdir(root):
-            os.makedirs(root)
-        self.root = os.path.realpath(root)
-        FILES_ROOT = self.root
+        _OnFirstUse.__init__(self)
+        self.root = FILES_ROOT = prepare_root(root)
         self._log = log
-        self._real = None
-        self._lock = threading.Lock()
         if os.path.exists(os.path.join(self.root, JOURNAL_NAME)):
             self.get()  # cut off mid-write last time: clean up now, not at the first call
 
-    @property
-    def loaded(self):
-        return self._real is not None
-
-    def get(self):
-        """The real FileStore (imported and built on first call)."""
-        real = self._real
-        if real is not None:
-            return real
-        with self._lock:
-            if self._real is None:
-                from .files import FileStore
-                self._real = FileStore(self.root, log=self._log)
-            return self._real
+    def _make(self):
+        from .files import FileStore
+        return FileStore(self.root, log=self._log)
 
     # what may be asked without loading the store: nothing is open before it exists
     def write_abort(self, handle):
@@ -127,8 +136,3 @@ class LazyFiles(object):
         if self._real is not None:
             return self._real.abort_all()
         return None
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.get(), name)
