@@ -90,9 +90,13 @@ def test_an_agent_that_does_not_tell_its_challenge_early_is_still_reached(make_a
         "from jupyter_remote_device.agent import auth, wire\n"
         "plain = wire.greeting\n"
         "auth.greeting = lambda version, tls, rpyc=None, challenge=None: plain(version, tls, rpyc=rpyc)\n")))
+    import socket
+    with socket.create_connection(("127.0.0.1", old.port), timeout=10) as raw:
+        line = raw.makefile("rb").readline()
+    assert line.startswith(b"JRD-AGENT/") and b"challenge" not in line and b'"tls": true' in line, line
     conn = link.connect("127.0.0.1", old.port, token=old.token, timeout=10)
     try:
-        assert "challenge" not in conn._jrd_hello and conn._jrd_hello["tls"]
+        assert conn._jrd_hello["tls"]
         assert json.loads(calls.call(conn.root, "hello"))["agent_version"]
     finally:
         conn.close()

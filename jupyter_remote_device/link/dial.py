@@ -219,7 +219,7 @@ def handshake(sock, host, port, token, deadline, tls=False, ssl_context=None, us
         elif tls or fingerprint:
             raise LinkError("protocol", "%s:%s does not offer TLS, but this board is configured for TLS%s"
                             % (host, port, " (its certificate was pinned)" if fingerprint else ""))
-        early = hello.get("challenge")  # told in the greeting: answered without waiting for it again
+        early = hello.pop("challenge", None)  # told in the greeting: answered without waiting for it again
         if not (isinstance(early, dict) and isinstance(early.get("nonce"), str) and 0 < len(early["nonce"]) <= 128):
             early = None
         if early is None:
