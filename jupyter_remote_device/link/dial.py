@@ -270,6 +270,10 @@ def rpyc_over(sock, service=rpyc.VoidService, **config):
     return guard(conn)
 
 
+class AgentRoot(object):
+    """What an agent's root netref says its ``__class__`` is, without asking the board."""
+
+
 _ROOT_CLASS = []
 
 
@@ -279,7 +283,7 @@ def _root_class():
     could make up). A netref sends every attribute to the board anyway; the class only holds
     Python's special methods, which nothing here calls on the root."""
     if not _ROOT_CLASS:
-        _ROOT_CLASS.append(netref.class_factory(("AgentRoot", 0, 0), ()))
+        _ROOT_CLASS.append(netref.class_factory((__name__ + ".AgentRoot", 0, 0), ()))
     return _ROOT_CLASS[0]
 
 
