@@ -258,6 +258,9 @@ class LinkProxy(object):
 
     def close(self):
         def stop():
+            # first unhook the listening socket: an accept already scheduled in this loop turn would
+            # otherwise set a result on the future cancelled below (asyncio's InvalidStateError)
+            self._loop.remove_reader(self._lsock)
             for t in list(self._tasks) + [self._accept_task]:
                 t.cancel()
             self._loop.stop()  # the listening socket closes once the loop is done with it
