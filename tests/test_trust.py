@@ -299,3 +299,41 @@ def test_board_exceptions_are_unboxed_safely(tmp_path):
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_a_call_by_name_to_a_frozen_board_ends_within_the_connection_timeout(make_agent):
+    """A call by name (one round trip, link/calls.py) is bounded like rpyc's own calls: by the
+    connection's sync_request_timeout unless the caller says otherwise."""
+    import time as _time
+    frozen = make_agent(camera="none")
+    conn = link.connect("127.0.0.1", frozen.port, token=frozen.token, sync_request_timeout=1.5)
+    try:
+        assert calls.call(conn.root, "ping") > 0
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            _wait_stopped(frozen.proc.pid)
+            t = _time.monotonic()
+            with pytest.raises(TimeoutError):
+                calls.call(conn.root, "ping")
+            assert _time.monotonic() - t < 5
+            with pytest.raises(TimeoutError):
+                calls.call(conn.root, "ping", timeout=0.3)
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+    finally:
+        conn.close()
+
+
+def _wait_stopped(pid, limit=5.0):
+    """Until every thread of ``pid`` is stopped (a SIGSTOP is not instant for a thread on another core)."""
+    import time as _time
+    end = _time.monotonic() + limit
+    while _time.monotonic() < end:
+        states = []
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        if states and all(st in ("T", "t") for st in states):
+            return
+        _time.sleep(0.01)
+    raise AssertionError("process %d did not stop" % pid)

@@ -25,10 +25,13 @@ def start(root, name, args=()):
 
 
 def call(root, name, *args, timeout=None):
-    """``root.<name>(*args)`` in one round trip; ``timeout`` (s) bounds the wait for the answer."""
+    """``root.<name>(*args)`` in one round trip; ``timeout`` (s) bounds the wait for the answer
+    (by default the connection's ``sync_request_timeout``, as for rpyc's own calls)."""
     if not isinstance(root, BaseNetref) and timeout is None:
         return getattr(root, name)(*args)
     res = start(root, name, args)
+    if timeout is None and isinstance(root, BaseNetref):
+        timeout = object.__getattribute__(root, "____conn__")._config.get("sync_request_timeout")
     if timeout is not None:
         res.set_expiry(timeout)
     return res.value
