@@ -25,6 +25,19 @@ def tls_if_offered(sock, greeting):
     return sock
 
 
+def board_says(conn, code, polls=100):
+    """What ``code`` prints, run in the agent process itself (exec_start, then exec_poll)."""
+    import json
+    exec_id = conn.root.exec_start(code, "t", "exec", False, False)
+    text = ""
+    for _ in range(polls):
+        reply = json.loads(conn.root.exec_poll(exec_id, 0.2))
+        text += "".join(e.get("text", "") for e in reply["events"] if e["type"] == "stream")
+        if reply["done"]:
+            return text
+    raise AssertionError("the code did not finish: %r" % text)
+
+
 def patched_agent_env(folder, code):
     """The environment for a real agent process that runs ``code`` first (a ``sitecustomize`` in
     ``folder``): an older agent, or one that breaks the protocol on purpose."""

@@ -11,7 +11,7 @@ import time
 import pytest
 import rpyc
 
-from jrd_helpers import tls_if_offered
+from jrd_helpers import board_says, tls_if_offered
 from jupyter_remote_device import link
 from jupyter_remote_device.agent import auth, wire
 
@@ -144,13 +144,7 @@ def test_board_cannot_call_back(agent):
                 "    except Exception as e:\n"
                 "        out.append(type(e).__name__)\n"
                 "print(out)\n")
-        exec_id = conn.root.exec_start(code, "t", "exec", False, False)
-        text = ""
-        for _ in range(100):
-            reply = json.loads(conn.root.exec_poll(exec_id, 0.2))
-            text += "".join(e.get("text", "") for e in reply["events"] if e["type"] == "stream")
-            if reply["done"]:
-                break
+        text = board_says(conn, code)
         assert "REACHED" not in text, text
         assert "Error" in text or "[]" in text
     finally:

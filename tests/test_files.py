@@ -402,37 +402,25 @@ def test_put_zlib_encoded(agent, conn):
     assert temps(agent.root) == []
 
 
-def _board_says(conn, code):
-    """What ``code`` prints, run in the agent process itself."""
-    import json
-    exec_id = conn.root.exec_start(code, "t", "exec", False, False)
-    text = ""
-    for _ in range(100):
-        reply = json.loads(conn.root.exec_poll(exec_id, 0.2))
-        text += "".join(e.get("text", "") for e in reply["events"] if e["type"] == "stream")
-        if reply["done"]:
-            return text
-    raise AssertionError("the code did not finish: %r" % text)
-
-
 def test_the_file_store_loads_with_the_first_file_call(make_agent):
     """An idle agent has not loaded files.py (memory); the first file call loads it. Its root is
     known before that all the same (code run on the board reads files.ROOT)."""
+    from jrd_helpers import board_says
     loaded = "import sys\nprint('jupyter_remote_device.agent.files' in sys.modules)\n"
     agent = make_agent(camera="none")
     c = link.connect("127.0.0.1", agent.port, agent.token)
     try:
-        assert _board_says(c, loaded).strip() == "False"
+        assert board_says(c, loaded).strip() == "False"
         with open(os.path.join(agent.root, "x.txt"), "w") as f:
             f.write("x")
         assert [e["name"] for e in json_list(c.root.fs_list(""))] == ["x.txt"]
-        assert _board_says(c, loaded).strip() == "True"
+        assert board_says(c, loaded).strip() == "True"
     finally:
         c.close()
     fresh = make_agent(camera="none")
     c = link.connect("127.0.0.1", fresh.port, fresh.token)
     try:
-        said = _board_says(c, loaded + "from jupyter_remote_device.agent.files import ROOT\nprint(ROOT)\n").split()
+        said = board_says(c, loaded + "from jupyter_remote_device.agent.files import ROOT\nprint(ROOT)\n").split()
         assert said == ["False", os.path.realpath(fresh.root)]
     finally:
         c.close()

@@ -107,14 +107,9 @@ def test_token_on_the_command_line_leaves_ps(tmp_path):
         assert b"jupyter_remote_device.agent" in cmdline
         conn = client.connect("127.0.0.1", port, secret)  # the same process, the same token
         code = "import os; print(os.environ.get('JRD_AGENT_TOKEN'))"
-        exec_id = conn.root.exec_start(code, "t", "exec", False, False)
-        out = ""
-        for _ in range(50):
-            reply = json.loads(conn.root.exec_poll(exec_id, 0.2))
-            out += "".join(e.get("text", "") for e in reply["events"] if e["type"] == "stream")
-            if reply["done"]:
-                break
-        assert out.strip() == "None"  # not handed on to the board's code (and what it starts)
+        from jrd_helpers import board_says
+        # not handed on to the board's code (and what it starts)
+        assert board_says(conn, code, polls=50).strip() == "None"
         conn.close()
     finally:
         stop_process(p, 5)
