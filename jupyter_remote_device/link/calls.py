@@ -30,7 +30,7 @@ def call(root, name, *args, timeout=None):
     if not isinstance(root, BaseNetref) and timeout is None:
         return getattr(root, name)(*args)
     res = start(root, name, args)
-    if timeout is None and isinstance(root, BaseNetref):
+    if timeout is None:  # root is a netref here
         timeout = object.__getattribute__(root, "____conn__")._config.get("sync_request_timeout")
     if timeout is not None:
         res.set_expiry(timeout)

@@ -123,8 +123,7 @@ class DeviceSession:
             root = conn.root
             info = self._claim_and_info(root, take_over)
         except BaseException as e:
-            _shutdown(conn)
-            close_quietly(conn)
+            drop(conn)
             if isinstance(e, ApiError):
                 raise
             err = map_remote_error(e, self.device.name)
