@@ -3,6 +3,9 @@
  * download), one Jupyter server at the root URL and one under
  * base_url=/jrd/, each with its own loopback agents.
  */
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
 const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
 const ROOT_PORT = parseInt(process.env.JRD_UI_PORT || '18888', 10);
@@ -25,6 +28,19 @@ const launchOptions = {
 
 const server = (port, extra) =>
   `jupyter lab --config jupyter_server_test_config.py --ServerApp.port=${port} ${extra}`.trim();
+
+// Each server (and the kernels it starts) has its own Jupyter data and config folders: the saved
+// boards file (devices.json, which kernels read for tokens) is one per server, and nothing leaks
+// into, or comes from, the JupyterLab of whoever runs the tests.
+const ownDirs = name => ({
+  ...process.env,
+  JUPYTER_DATA_DIR: fs.mkdtempSync(
+    path.join(os.tmpdir(), `jrd-ui-${name}-data-`)
+  ),
+  JUPYTER_CONFIG_DIR: fs.mkdtempSync(
+    path.join(os.tmpdir(), `jrd-ui-${name}-config-`)
+  )
+});
 
 module.exports = {
   ...baseConfig,
@@ -55,6 +71,7 @@ module.exports = {
   webServer: [
     {
       command: server(ROOT_PORT, ''),
+      env: ownDirs('root'),
       url: `http://127.0.0.1:${ROOT_PORT}/lab`,
       timeout: 120 * 1000,
       reuseExistingServer: !process.env.CI,
@@ -63,6 +80,7 @@ module.exports = {
     },
     {
       command: server(BASE_PORT, '--ServerApp.base_url=/jrd/'),
+      env: ownDirs('base-url'),
       url: `http://127.0.0.1:${BASE_PORT}/jrd/lab`,
       timeout: 120 * 1000,
       reuseExistingServer: !process.env.CI,

@@ -35,24 +35,14 @@ const tab = (label: string) => `.lm-DockPanel-tabBar .lm-TabBar-tab[data-jrd-pat
 const labelTab = (label: string) =>
   `.lm-DockPanel-tabBar .lm-TabBar-tab:has(.lm-TabBar-tabLabel:text-is("${label}"))`;
 
-async function demoBoard(request: APIRequestContext, baseURL: string, forKernels = false): Promise<string> {
+async function demoBoard(request: APIRequestContext, baseURL: string): Promise<string> {
   const res = await request.get(`${baseURL}/jupyter-remote-device/devices`);
   const d = (await res.json()).devices.find((x: any) => x.name === 'demo-board');
   if (d.status !== 'connected') {
     expect((await request.post(`${baseURL}/jupyter-remote-device/devices/${d.id}/session`, { data: {} })).ok()).toBeTruthy();
   }
-  // Kernels find a board's token in the server's saved boards file. Both test servers (root
-  // and base_url) share one Jupyter data dir and so that file: adding and removing a manual
-  // board makes this server write its own boards there before a kernel starts.
-  if (!forKernels) {
-    return d.id;
-  }
-  const add = await request.post(`${baseURL}/jupyter-remote-device/devices`, {
-    data: { host: '127.0.0.1', port: 9, name: 'save-trigger' }
-  });
-  const added = await add.text();
-  expect(add.ok(), `${add.status()} ${added}`).toBeTruthy();
-  await request.delete(`${baseURL}/jupyter-remote-device/devices/${JSON.parse(added).id}`);
+  // kernels find its token in this server's saved boards file (its own Jupyter data folder,
+  // playwright.config.js), written when the server started
   return d.id;
 }
 
@@ -145,7 +135,7 @@ test.describe('Board files: run and notebooks', () => {
   test.use({ kernels: null, sessions: null });
 
   test('"Run file on device" shows the output in a board console and stops on interrupt', async ({ page, baseURL }) => {
-    const id = await demoBoard(page.request, baseURL!, true);
+    const id = await demoBoard(page.request, baseURL!);
     const dir = `run-${Date.now()}`;
     const script = [
       'import os, time',
@@ -179,7 +169,7 @@ test.describe('Board files: run and notebooks', () => {
   });
 
   test('a notebook stored on the board opens on its kernel', async ({ page, baseURL }) => {
-    const id = await demoBoard(page.request, baseURL!, true);
+    const id = await demoBoard(page.request, baseURL!);
     const name = `nb-${Date.now()}.ipynb`;
     const nb = {
       cells: [{ cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source: 'from jupyter_remote_device.agent import files\nprint("root", files.ROOT)' }],
