@@ -132,7 +132,10 @@ test.describe('Board operations', () => {
     const input = page.locator('#modal-command-palette .lm-CommandPalette-input');
     await input.fill('Open Terminal on Device');
     await page.locator('#modal-command-palette .lm-CommandPalette-item', { hasText: 'Open Terminal on Device' }).first().click();
+    // the board picker opens a moment after the palette closes (when the command does not know
+    // the board): wait for it or for the terminal, not just look once
     const dialog = page.locator('.jp-Dialog');
+    await expect(dialog.or(page.locator(`${TERMINAL} .xterm`)).first()).toBeVisible();
     if (await dialog.isVisible()) {
       await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
     }
